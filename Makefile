@@ -1,0 +1,128 @@
+# scriptumfs: the filesystem, the CLI, the client library and the emulator.
+#
+#   make          install missing Debian packages, build everything into build/
+#   make check    format check, unit tests (plain and ASan+UBSan), integration tests
+#   make demo     the emulator with demo data, and what to type
+#   make bench    the benchmarks, each figure next to its baseline
+#
+# Every public target first runs `make deps`, so a fresh Debian machine needs
+# nothing else. The real work happens in a second make (`build`, `unit`, ...)
+# so that pkg-config is only asked after the packages are there.
+
+BUILD  ?= build
+SAN    ?=
+CC     ?= cc
+PYTEST ?= /usr/bin/python3 -m pytest
+PKGS   := fuse3 libcurl jansson yaml-0.1 libmicrohttpd
+
+ifeq ($(SAN),1)
+BUILD    := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	    -Wno-missing-field-initializers -pthread -MMD -MP $(SANFLAGS)
+CPPFLAGS += -D_GNU_SOURCE -Iclient -Itests/emulator
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+LDFLAGS  += -pthread $(SANFLAGS)
+
+EMU_SRC  := $(filter-out tests/emulator/main.c,$(wildcard tests/emulator/*.c))
+EMU_OBJ  := $(EMU_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/demo_catalog.o
+CLI_SRC  := $(wildcard client/cli*.c)
+LIB_SRC  := $(filter-out $(CLI_SRC),$(wildcard client/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+C_FILES  := $(shell find client fs mount-helper tests bench -name '*.[ch]' 2>/dev/null)
+
+BINARIES := $(BUILD)/scriptum-emulator
+
+.PHONY: all deps build unit check check-format format integration conformance-asan \
+	demo demo-stop bench clean
+.DEFAULT_GOAL := all
+
+all: deps
+	@$(MAKE) --no-print-directory build
+
+deps:
+	@sh mk/deps.sh
+
+build: $(BINARIES)
+
+check: deps
+	@$(MAKE) --no-print-directory check-format
+	@$(MAKE) --no-print-directory build unit
+	@$(MAKE) --no-print-directory SAN=1 build unit
+	@$(MAKE) --no-print-directory integration
+
+check-format:
+	@echo "== format (clang-format)"
+	@clang-format --dry-run --Werror $(C_FILES)
+
+format:
+	clang-format -i $(C_FILES)
+
+unit: $(UNIT_BIN)
+	@echo "== unit tests ($(BUILD))"
+	@set -e; for t in $(UNIT_BIN); do echo "-- $$t"; $$t; done
+
+# The integration tests drive the plain binaries; the emulator conformance
+# suite then runs once more against the ASan+UBSan emulator, which must stay
+# clean (the fixture fails a test on any sanitizer report).
+integration:
+	@echo "== integration tests (pytest)"
+	$(PYTEST) tests
+	@echo "== conformance suite against the ASan+UBSan emulator"
+	SCRIPTUM_BUILD=build/asan $(PYTEST) tests/test_emulator_*.py
+
+demo: all
+	@sh mk/demo.sh start
+
+demo-stop:
+	@sh mk/demo.sh stop
+
+bench: all
+	@sh bench/run.sh
+
+clean:
+	rm -rf build
+
+$(BUILD)/scriptum-emulator: $(BUILD)/obj/tests/emulator/main.o $(BUILD)/libemu.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/libemu.a: $(EMU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libscriptum.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Unit tests of the emulator (test_emu_*) link its code; the others link
+# only libscriptum.
+$(BUILD)/tests/test_emu_%: tests/unit/test_emu_%.c $(BUILD)/libemu.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libemu.a \
+		$(PKG_LIBS) -lcmocka
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libscriptum.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libscriptum.a \
+		$(PKG_LIBS) -lcmocka
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The demo catalog is compiled in, so `--seed demo` needs no file at run time.
+$(BUILD)/gen/demo_catalog.c: tests/emulator/demo.yaml
+	@mkdir -p $(@D)
+	cd tests/emulator && xxd -i demo.yaml > $(CURDIR)/$@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Wno-missing-variable-declarations -c -o $@ $<
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
