@@ -1,0 +1,35 @@
+/*
+ * Fault injection for tests (POST /_emulator/faults): latency, a rate of
+ * error responses, streams cut, ended by an error line, or stalled. Faults
+ * apply to the API (/v1/...), never to the /_emulator/ control calls.
+ */
+#ifndef FAULTS_H
+#define FAULTS_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct faults {
+	int latency_ms;
+	int error_status; /* HTTP status of injected errors; 0 = none */
+	int error_text;	  /* answer with a body that is not JSON, as a proxy would */
+	int retry_after;  /* seconds, sent as Retry-After; 0 = none */
+	int64_t cut_after;	/* streams: close the connection after N body bytes; -1 = never */
+	int64_t error_after;	/* streams: an {"error"} line after N bytes; -1 = never */
+	int64_t stall_after;	/* streams: stop sending after N bytes ... */
+	int stall_ms;		/* ... for this long */
+	unsigned generation;	/* changes whenever faults are set */
+};
+
+/* Replaces the faults from a JSON body (an empty body or {} clears them).
+ * Returns 0, or -1 with a message for a body that makes no sense. */
+int faults_set(const json_t *body, char *err, size_t errlen);
+json_t *faults_get(void);
+/* The faults that apply to this request; decides the error rate now. */
+void faults_for(const char *path, struct faults *out);
+unsigned faults_generation(void);
+/* Frees what the faults hold, at shutdown. */
+void faults_reset(void);
+
+#endif
