@@ -1194,7 +1194,8 @@ server_start(const struct server_opts *o, int *port, char *err, size_t errlen)
 			flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
 			MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
 			keep_url, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			(size_t)(1u << 20), MHD_OPTION_LISTEN_BACKLOG_SIZE,
 			(unsigned)256, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
 			MHD_OPTION_END);
 	else
@@ -1202,7 +1203,8 @@ server_start(const struct server_opts *o, int *port, char *err, size_t errlen)
 			flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
 			MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
 			keep_url, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			(size_t)(1u << 20), MHD_OPTION_LISTEN_BACKLOG_SIZE,
 			(unsigned)256, MHD_OPTION_END);
 	sv.cert = cert;
 	sv.key = key;
