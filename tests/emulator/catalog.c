@@ -94,7 +94,7 @@ ld_int(struct loader *ld, yaml_node_t *map, const char *key, long long dflt)
 	v = strtoll((const char *)n->data.scalar.value, &end, 10);
 	if (errno != 0 || *end != '\0' || end == (char *)n->data.scalar.value || v < 0) {
 		ld_fail(ld, n, "'%s' must be a non-negative integer, not '%s'", key,
-			n->data.scalar.value);
+		        n->data.scalar.value);
 		return dflt;
 	}
 	return v;
@@ -225,7 +225,7 @@ plan_add(struct plan_builder *pb, const char *path, const struct step_def *d)
 /* Appends the plan of defs under prefix; -1 when paths get too deep. */
 static int
 plan_build(struct plan_builder *pb, const char *prefix, const struct step_def *defs, size_t n,
-	   int base)
+           int base)
 {
 	char path[64];
 	int len;
@@ -292,9 +292,11 @@ ld_script(struct loader *ld, yaml_node_t *node, struct script *s)
 		ld_fail(ld, node, "output must be echo, generated or none");
 	free(output);
 	if (plan_build(&pb, "", s->steps, s->nsteps, 1) != 0)
-		ld_fail(ld, node, "script '%s' nests its steps too deeply", s->name ? s->name : "?");
+		ld_fail(ld, node, "script '%s' nests its steps too deeply",
+		        s->name ? s->name : "?");
 	if (pb.n > 100000)
-		ld_fail(ld, node, "script '%s' has more than 100000 steps", s->name ? s->name : "?");
+		ld_fail(ld, node, "script '%s' has more than 100000 steps",
+		        s->name ? s->name : "?");
 	s->plan = pb.v;
 	s->nplan = pb.n;
 }
@@ -334,7 +336,7 @@ now_ms(void)
 
 int
 catalog_load(const char *text, size_t len, const char *name, struct catalog **out, char *err,
-	     size_t errlen)
+             size_t errlen)
 {
 	struct loader ld = {.name = name, .err = err, .errlen = errlen};
 	yaml_parser_t parser;
@@ -350,7 +352,7 @@ catalog_load(const char *text, size_t len, const char *name, struct catalog **ou
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &ld.doc)) {
 		snprintf(err, errlen, "%s:%zu: %s", name, parser.problem_mark.line + 1,
-			 parser.problem ? parser.problem : "invalid YAML");
+		         parser.problem ? parser.problem : "invalid YAML");
 		yaml_parser_delete(&parser);
 		return -EINVAL;
 	}
@@ -372,13 +374,13 @@ catalog_load(const char *text, size_t len, const char *name, struct catalog **ou
 			for (size_t j = 0; j < i && !ld.failed; j++)
 				if (strcmp(cat->scripts[j].name, cat->scripts[i].name) == 0)
 					ld_fail(&ld, NULL, "script '%s' is defined twice",
-						cat->scripts[i].name);
+					        cat->scripts[i].name);
 		}
 		ld_seeds(&ld, root, "seed", &cat->seeds, &cat->nseeds);
 		ld_seeds(&ld, root, "start", &cat->starts, &cat->nstarts);
 		for (size_t i = 0; i < cat->nseeds + cat->nstarts && !ld.failed; i++) {
 			struct seed_def *sd =
-				i < cat->nseeds ? &cat->seeds[i] : &cat->starts[i - cat->nseeds];
+			    i < cat->nseeds ? &cat->seeds[i] : &cat->starts[i - cat->nseeds];
 
 			if (catalog_find(cat, sd->script) == NULL)
 				ld_fail(&ld, NULL, "seed names unknown script '%s'", sd->script);
@@ -430,7 +432,7 @@ int
 catalog_load_demo(struct catalog **out, char *err, size_t errlen)
 {
 	return catalog_load((const char *)demo_yaml, demo_yaml_len, "demo catalog", out, err,
-			    errlen);
+	                    errlen);
 }
 
 void
@@ -450,7 +452,8 @@ catalog_free(struct catalog *cat)
 	}
 	free(cat->scripts);
 	for (size_t i = 0; i < cat->nseeds + cat->nstarts; i++) {
-		struct seed_def *sd = i < cat->nseeds ? &cat->seeds[i] : &cat->starts[i - cat->nseeds];
+		struct seed_def *sd =
+		    i < cat->nseeds ? &cat->seeds[i] : &cat->starts[i - cat->nseeds];
 
 		free(sd->script);
 		free(sd->status);

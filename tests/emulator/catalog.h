@@ -15,16 +15,16 @@ struct step_def {
 	char *name;
 	char *primitive;
 	char *tool;
-	char *fail;	      /* error message when the step fails, or NULL */
-	int fail_attempts;    /* attempts that fail; 0 = every attempt */
-	int fatal;	      /* on_error: fail - the thread fails instead of pausing */
+	char *fail;        /* error message when the step fails, or NULL */
+	int fail_attempts; /* attempts that fail; 0 = every attempt */
+	int fatal;         /* on_error: fail - the thread fails instead of pausing */
 	int duration_ms;
-	int count;	      /* iterate: iterations of the children */
-	int yields;	      /* yield: values pushed */
+	int count;             /* iterate: iterations of the children */
+	int yields;            /* yield: values pushed */
 	uint64_t output_bytes; /* generated step output, 0 = a small object */
-	char *prompt;	      /* ask */
-	char *type;	      /* ask: string, number, boolean or object */
-	char **options;	      /* ask */
+	char *prompt;          /* ask */
+	char *type;            /* ask: string, number, boolean or object */
+	char **options;        /* ask */
 	size_t noptions;
 	struct step_def *children;
 	size_t nchildren;
@@ -73,7 +73,7 @@ struct catalog {
 
 /* Loads a catalog from YAML text; on error fills err and returns -EINVAL. */
 int catalog_load(const char *text, size_t len, const char *name, struct catalog **out, char *err,
-		 size_t errlen);
+                 size_t errlen);
 int catalog_load_file(const char *path, struct catalog **out, char *err, size_t errlen);
 int catalog_load_demo(struct catalog **out, char *err, size_t errlen);
 void catalog_free(struct catalog *cat);

@@ -27,15 +27,15 @@ static struct {
 	unsigned generation;
 	uint64_t rng;
 } fl = {.lock = PTHREAD_MUTEX_INITIALIZER,
-	.error_count = -1,
-	.cut_after = -1,
-	.error_after = -1,
-	.stall_after = -1,
-	.rng = 88172645463325252ULL};
+        .error_count = -1,
+        .cut_after = -1,
+        .error_after = -1,
+        .stall_after = -1,
+        .rng = 88172645463325252ULL};
 
 static int
 get_num(const json_t *body, const char *key, double min, double max, double dflt, double *out,
-	char *err, size_t errlen)
+        char *err, size_t errlen)
 {
 	const json_t *v = json_object_get(body, key);
 
@@ -56,9 +56,9 @@ faults_set(const json_t *body, char *err, size_t errlen)
 	double latency, rate, count, status, retry, cut, eafter, safter, sms;
 	const json_t *match = json_object_get(body, "match");
 	const json_t *text = json_object_get(body, "errorBody");
-	const char *known[] = {"latencyMs",   "errorRate",	 "errorStatus", "errorCount",
-			       "errorBody",   "retryAfter",	 "cutAfterBytes",
-			       "errorAfterBytes", "stallAfterBytes", "stallMs",	    "match"};
+	const char *known[] = {"latencyMs",       "errorRate",  "errorStatus",   "errorCount",
+	                       "errorBody",       "retryAfter", "cutAfterBytes", "errorAfterBytes",
+	                       "stallAfterBytes", "stallMs",    "match"};
 	const char *key;
 	json_t *val;
 
@@ -92,8 +92,9 @@ faults_set(const json_t *body, char *err, size_t errlen)
 		snprintf(err, errlen, "match must be a string");
 		return -1;
 	}
-	if (text != NULL && !(json_is_string(text) && (strcmp(json_string_value(text), "json") == 0 ||
-						       strcmp(json_string_value(text), "text") == 0))) {
+	if (text != NULL &&
+	    !(json_is_string(text) && (strcmp(json_string_value(text), "json") == 0 ||
+	                               strcmp(json_string_value(text), "text") == 0))) {
 		snprintf(err, errlen, "errorBody must be \"json\" or \"text\"");
 		return -1;
 	}

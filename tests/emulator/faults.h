@@ -12,14 +12,14 @@
 
 struct faults {
 	int latency_ms;
-	int error_status; /* HTTP status of injected errors; 0 = none */
-	int error_text;	  /* answer with a body that is not JSON, as a proxy would */
-	int retry_after;  /* seconds, sent as Retry-After; 0 = none */
-	int64_t cut_after;	/* streams: close the connection after N body bytes; -1 = never */
-	int64_t error_after;	/* streams: an {"error"} line after N bytes; -1 = never */
-	int64_t stall_after;	/* streams: stop sending after N bytes ... */
-	int stall_ms;		/* ... for this long */
-	unsigned generation;	/* changes whenever faults are set */
+	int error_status;    /* HTTP status of injected errors; 0 = none */
+	int error_text;      /* answer with a body that is not JSON, as a proxy would */
+	int retry_after;     /* seconds, sent as Retry-After; 0 = none */
+	int64_t cut_after;   /* streams: close the connection after N body bytes; -1 = never */
+	int64_t error_after; /* streams: an {"error"} line after N bytes; -1 = never */
+	int64_t stall_after; /* streams: stop sending after N bytes ... */
+	int stall_ms;        /* ... for this long */
+	unsigned generation; /* changes whenever faults are set */
 };
 
 /* Replaces the faults from a JSON body (an empty body or {} clears them).

@@ -13,11 +13,11 @@
 #include <pthread.h>
 #include <string.h>
 
-#define REC_LEN	 64
-#define HEAD	 "{\"items\":[\n"
+#define REC_LEN  64
+#define HEAD     "{\"items\":[\n"
 #define HEAD_LEN 11
 #define TAIL_MIN 13 /* {"pad":""}]}\n */
-#define LETTERS	 "abcdefghijklmnopqrstuvwxyz"
+#define LETTERS  "abcdefghijklmnopqrstuvwxyz"
 
 static const char letters2[] = LETTERS LETTERS LETTERS;
 
@@ -52,7 +52,7 @@ gen_next(uint64_t k, uint64_t seed, char *rec)
  * the window [off, off + len) into buf. */
 static void
 gen_copy_region(const char *src, uint64_t rstart, uint64_t rlen, uint64_t off, size_t len,
-		char *buf)
+                char *buf)
 {
 	uint64_t lo = off > rstart ? off : rstart;
 	uint64_t hi = off + len < rstart + rlen ? off + len : rstart + rlen;
@@ -126,7 +126,7 @@ gen_read(uint64_t total, uint64_t seed, uint64_t off, char *buf, size_t len)
 }
 
 static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /* Two output characters for every 12 input bits: one lookup per pair. */
 static char b64_pairs[4096][2];
 static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
@@ -155,8 +155,8 @@ gen_b64_encode(const unsigned char *src, size_t n, char *dst)
 	pthread_once(&b64_once, b64_init);
 	for (; i + 6 <= n; i += 6) {
 		uint64_t v = (uint64_t)src[i] << 40 | (uint64_t)src[i + 1] << 32 |
-			     (uint64_t)src[i + 2] << 24 | (uint64_t)src[i + 3] << 16 |
-			     (uint64_t)src[i + 4] << 8 | src[i + 5];
+		             (uint64_t)src[i + 2] << 24 | (uint64_t)src[i + 3] << 16 |
+		             (uint64_t)src[i + 4] << 8 | src[i + 5];
 
 		memcpy(out, b64_pairs[v >> 36], 2);
 		memcpy(out + 2, b64_pairs[(v >> 24) & 0xfff], 2);

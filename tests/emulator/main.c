@@ -26,10 +26,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: scriptum-emulator [--listen HOST:PORT] [--token T] "
-		   "[--seed demo|FILE.yaml]\n"
-		   "                         [--wire canonical|snake|wrapped|array|sse]\n"
-		   "                         [--tls-cert FILE --tls-key FILE] "
-		   "[--unary-limit BYTES]\n");
+	           "[--seed demo|FILE.yaml]\n"
+	           "                         [--wire canonical|snake|wrapped|array|sse]\n"
+	           "                         [--tls-cert FILE --tls-key FILE] "
+	           "[--unary-limit BYTES]\n");
 }
 
 static int
@@ -52,12 +52,15 @@ parse_listen(char *arg, struct server_opts *o)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"listen", required_argument, NULL, 'l'},   {"token", required_argument, NULL, 't'},
-		{"seed", required_argument, NULL, 's'},	    {"wire", required_argument, NULL, 'w'},
-		{"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
-		{"unary-limit", required_argument, NULL, 'u'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+	                                         {"token", required_argument, NULL, 't'},
+	                                         {"seed", required_argument, NULL, 's'},
+	                                         {"wire", required_argument, NULL, 'w'},
+	                                         {"tls-cert", required_argument, NULL, 'c'},
+	                                         {"tls-key", required_argument, NULL, 'k'},
+	                                         {"unary-limit", required_argument, NULL, 'u'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
 	struct server_opts o = {.host = "127.0.0.1", .port = 0};
 	const char *seed = NULL;
 	unsigned long long unary_limit = 4u << 20;
@@ -71,8 +74,9 @@ main(int argc, char **argv)
 		switch (opt) {
 		case 'l':
 			if (parse_listen(optarg, &o) != 0) {
-				fprintf(stderr, "scriptum-emulator: --listen wants HOST:PORT, not '%s'\n",
-					optarg);
+				fprintf(stderr,
+				        "scriptum-emulator: --listen wants HOST:PORT, not '%s'\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -85,9 +89,9 @@ main(int argc, char **argv)
 		case 'w':
 			if (wire_parse_mode(optarg, &mode) != 0) {
 				fprintf(stderr,
-					"scriptum-emulator: --wire is canonical, snake, wrapped, "
-					"array or sse, not '%s'\n",
-					optarg);
+				        "scriptum-emulator: --wire is canonical, snake, wrapped, "
+				        "array or sse, not '%s'\n",
+				        optarg);
 				return 2;
 			}
 			wire_set_mode(mode);

@@ -32,13 +32,13 @@
 #include "wire.h"
 #include "xalloc.h"
 
-#define BODY_CAP	  (80u << 20) /* request bodies: inputs up to 64 MiB, escaped */
-#define BLOCK_SIZE	  (256u << 10)
-#define CHUNK_DEFAULT	  (2u << 20)
-#define CHUNK_MIN	  (64u << 10)
-#define CHUNK_MAX	  (16u << 20)
-#define LOG_CAP		  4096
-#define WATCH_WAIT_MS	  250
+#define BODY_CAP      (80u << 20) /* request bodies: inputs up to 64 MiB, escaped */
+#define BLOCK_SIZE    (256u << 10)
+#define CHUNK_DEFAULT (2u << 20)
+#define CHUNK_MIN     (64u << 10)
+#define CHUNK_MAX     (16u << 20)
+#define LOG_CAP       4096
+#define WATCH_WAIT_MS 250
 
 struct req {
 	char *body;
@@ -148,10 +148,10 @@ keep_url(void *cls, struct MHD_Connection *c, char *url)
 
 static enum MHD_Result
 send_body(struct MHD_Connection *c, struct req *r, int status, const char *type, char *body,
-	  size_t len, int retry_after)
+          size_t len, int retry_after)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result ret;
 	char ra[16];
 
@@ -226,15 +226,16 @@ send_fault(struct MHD_Connection *c, struct req *r, const struct faults *f)
 
 	if (f->error_text) {
 		/* what a proxy in front of the gateway answers */
-		if (asprintf(&text, "<html><body><h1>%d</h1>upstream error (injected)</body></html>\n",
-			     f->error_status) < 0)
+		if (asprintf(&text,
+		             "<html><body><h1>%d</h1>upstream error (injected)</body></html>\n",
+		             f->error_status) < 0)
 			abort();
 		return send_body(c, r, f->error_status, "text/html", text, strlen(text),
-				 f->retry_after);
+		                 f->retry_after);
 	}
 	text = wire_dump(wire_error(grpc_code_for(f->error_status), "injected fault"));
 	return send_body(c, r, f->error_status, "application/json", text, strlen(text),
-			 f->retry_after);
+	                 f->retry_after);
 }
 
 /* ---- streams ---- */
@@ -370,7 +371,7 @@ put_error(struct stream *s, int code, const char *message)
  * the next chunk of p at *off; returns whether it was the final one. */
 static int
 put_chunk(struct stream *s, const char *kind, const char *prefix, const struct payload *p,
-	  uint64_t *off, int *index)
+          uint64_t *off, int *index)
 {
 	uint64_t size = payload_size(p);
 	size_t n = size - *off > s->max_chunk ? s->max_chunk : (size_t)(size - *off);
@@ -383,7 +384,7 @@ put_chunk(struct stream *s, const char *kind, const char *prefix, const struct p
 	sb_puts(s, head);
 	if (*index != 0) {
 		snprintf(head, sizeof(head), "%s\"%s\":%d", sep, wire_key("chunkIndex", key),
-			 *index);
+		         *index);
 		sb_puts(s, head);
 		sep = ",";
 	}
@@ -412,7 +413,7 @@ static int
 client_gone(struct stream *s)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	    MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct pollfd pfd;
 
 	if (ci == NULL)
@@ -460,7 +461,7 @@ produce_steps(struct stream *s)
 	part = wire_enum(ENUM_STEP_PART, s->part);
 	part_text = wire_dump(part);
 	snprintf(prefix, sizeof(prefix), "\"%s\":\"%s\",\"%s\":%s", wire_key("stepPath", key),
-		 step_stream_path(s->steps, s->step), wire_key("part", key2), part_text);
+	         step_stream_path(s->steps, s->step), wire_key("part", key2), part_text);
 	free(part_text);
 	if (put_chunk(s, "stepChunk", prefix, p, &s->off, &s->chunk_index)) {
 		s->off = 0;
@@ -600,9 +601,9 @@ send_stream(struct MHD_Connection *c, struct req *r, struct stream *s, uint64_t 
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	const char *type = s->kind == STREAM_RAW	? "application/octet-stream"
-			   : wire_get_mode() == WIRE_SSE ? "text/event-stream"
-							 : "application/json";
+	const char *type = s->kind == STREAM_RAW         ? "application/octet-stream"
+	                   : wire_get_mode() == WIRE_SSE ? "text/event-stream"
+	                                                 : "application/json";
 
 	s->conn = c;
 	if (s->kind != STREAM_WATCH && s->kind != STREAM_RAW)
@@ -661,7 +662,7 @@ parse_body(struct req *r, struct api_err *e)
 	if (doc == NULL) {
 		e->code = 3;
 		snprintf(e->msg, sizeof(e->msg), "the request body is not valid JSON: %s",
-			 jerr.text);
+		         jerr.text);
 	} else if (!json_is_object(doc)) {
 		json_decref(doc);
 		doc = NULL;
@@ -736,13 +737,13 @@ route_call(const struct route *rt, int post, int *wrong_method)
 	else if (rt->nseg == 3 && seg_is(rt, 0, "threads") && seg_is(rt, 2, "result"))
 		get = "GetThreadResult";
 	else if (rt->nseg == 4 && seg_is(rt, 0, "threads") && seg_is(rt, 2, "result") &&
-		 seg_is(rt, 3, "stream"))
+	         seg_is(rt, 3, "stream"))
 		get = "StreamThreadResult";
 	else if (rt->nseg == 4 && seg_is(rt, 0, "threads") && seg_is(rt, 2, "steps") &&
-		 seg_is(rt, 3, "stream"))
+	         seg_is(rt, 3, "stream"))
 		get = "StreamStepResult";
 	else if (rt->nseg == 5 && seg_is(rt, 0, "threads") && seg_is(rt, 2, "steps") &&
-		 seg_is(rt, 4, "watch"))
+	         seg_is(rt, 4, "watch"))
 		get = "WatchStep";
 	else if (rt->nseg == 1 && seg_is(rt, 0, "scripts"))
 		get = "ListScripts";
@@ -761,8 +762,8 @@ authorized(struct MHD_Connection *c)
 	int ok;
 
 	pthread_mutex_lock(&sv.lock);
-	ok = sv.token == NULL || (h != NULL && strncmp(h, "Bearer ", 7) == 0 &&
-				  strcmp(h + 7, sv.token) == 0);
+	ok = sv.token == NULL ||
+	     (h != NULL && strncmp(h, "Bearer ", 7) == 0 && strcmp(h + 7, sv.token) == 0);
 	pthread_mutex_unlock(&sv.lock);
 	return ok;
 }
@@ -797,7 +798,7 @@ serve_api(struct MHD_Connection *c, struct req *r, const char *path)
 		route_free(&rt);
 		if (wrong)
 			return send_error(c, r, 12, "%s is not allowed on /v1/scriptum%.200s",
-					  r->method, path);
+			                  r->method, path);
 		return send_error(c, r, 5, "no such call: %s /v1/scriptum%.200s", r->method, path);
 	}
 
@@ -817,15 +818,15 @@ serve_api(struct MHD_Connection *c, struct req *r, const char *path)
 	}
 	if (r->too_large) {
 		route_free(&rt);
-		return send_json(c, r, 413,
-				 wire_error(11, "the request body is larger than the 80 MiB limit"));
+		return send_json(
+		    c, r, 413, wire_error(11, "the request body is larger than the 80 MiB limit"));
 	}
 
 	if (strcmp(call, "HealthCheck") == 0) {
 		rc = store_health(&out);
 		ret = reply(c, r, rc, out, &e, "health");
 	} else if (strcmp(call, "CreateThread") == 0 || strcmp(call, "ResumeThread") == 0 ||
-		   strcmp(call, "CancelThread") == 0) {
+	           strcmp(call, "CancelThread") == 0) {
 		body = parse_body(r, &e);
 		if (body == NULL)
 			rc = -1;
@@ -874,7 +875,7 @@ serve_api(struct MHD_Connection *c, struct req *r, const char *path)
 		free(mo);
 		ret = reply(c, r, rc, out, &e, "result");
 	} else if (strcmp(call, "StreamThreadResult") == 0 ||
-		   strcmp(call, "StreamStepResult") == 0) {
+	           strcmp(call, "StreamStepResult") == 0) {
 		struct stream *s = stream_new(call[6] == 'T' ? STREAM_RESULT : STREAM_STEPS, &f);
 		char *path_q = NULL;
 
@@ -942,16 +943,16 @@ log_json(void)
 	first = sv.log_n > LOG_CAP ? sv.log_n - LOG_CAP : 0;
 	for (size_t i = first; i < sv.log_n; i++) {
 		const struct log_entry *le = &sv.log[i % LOG_CAP];
-		json_t *item = json_pack("{s:s, s:s, s:s, s:i}", "call", le->call ? le->call : "",
-					 "method", le->method, "path", le->path, "status",
-					 le->status);
+		json_t *item =
+		    json_pack("{s:s, s:s, s:s, s:i}", "call", le->call ? le->call : "", "method",
+		              le->method, "path", le->path, "status", le->status);
 
 		wire_set_str(item, "orgId", le->org_id);
 		wire_set_str(item, "orgName", le->org_name);
 		json_array_append_new(recent, item);
 	}
 	o = json_pack("{s:I, s:O, s:o}", "total", (json_int_t)sv.log_n, "byCall", sv.by_call,
-		      "recent", recent);
+	              "recent", recent);
 	pthread_mutex_unlock(&sv.lock);
 	return o;
 }
@@ -975,7 +976,7 @@ log_request(const struct req *r)
 	if (r->call != NULL) {
 		n = json_object_get(sv.by_call, r->call);
 		json_object_set_new(sv.by_call, r->call,
-				    json_integer(n ? json_integer_value(n) + 1 : 1));
+		                    json_integer(n ? json_integer_value(n) + 1 : 1));
 	}
 	pthread_mutex_unlock(&sv.lock);
 }
@@ -1160,8 +1161,8 @@ read_file(const char *path, char *err, size_t errlen)
 int
 server_start(const struct server_opts *o, int *port, char *err, size_t errlen)
 {
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	struct sockaddr_in sa;
 	const union MHD_DaemonInfo *di;
 	char *cert = NULL, *key = NULL;
@@ -1191,21 +1192,21 @@ server_start(const struct server_opts *o, int *port, char *err, size_t errlen)
 	}
 	if (cert != NULL)
 		sv.mhd = MHD_start_daemon(
-			flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
-			MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-			keep_url, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			(size_t)(1u << 20), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-			(unsigned)256, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
-			MHD_OPTION_END);
+		    flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+		    keep_url, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
+		    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_HTTPS_MEM_CERT, cert,
+		    MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
 	else
 		sv.mhd = MHD_start_daemon(
-			flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
-			MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-			keep_url, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			(size_t)(1u << 20), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-			(unsigned)256, MHD_OPTION_END);
+		    flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+		    keep_url, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
+		    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_END);
 	sv.cert = cert;
 	sv.key = key;
 	if (sv.mhd == NULL) {

@@ -9,7 +9,7 @@
 
 struct server_opts {
 	const char *host;
-	int port; /* 0 = any free port */
+	int port;          /* 0 = any free port */
 	const char *token; /* NULL = no auth */
 	const char *tls_cert;
 	const char *tls_key;

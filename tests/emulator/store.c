@@ -26,17 +26,17 @@
 #include "wire.h"
 #include "xalloc.h"
 
-#define INLINE_CAP	  65536 /* step payloads inline in StepDetail */
-#define YIELDS_INLINE	  100	/* yielded values inline in GetThreadResult */
-#define PENDING_MS	  30	/* how long a new thread stays pending */
+#define INLINE_CAP        65536 /* step payloads inline in StepDetail */
+#define YIELDS_INLINE     100   /* yielded values inline in GetThreadResult */
+#define PENDING_MS        30    /* how long a new thread stays pending */
 #define DEFAULT_PAGE_SIZE 50
-#define MAX_PAGE_SIZE	  1000
+#define MAX_PAGE_SIZE     1000
 
 struct event {
 	uint8_t type;
 	uint8_t status; /* the thread's status as of the event */
-	int32_t cur;	/* the thread's current step as of the event */
-	int32_t step;	/* step events: the plan index */
+	int32_t cur;    /* the thread's current step as of the event */
+	int32_t step;   /* step events: the plan index */
 	int64_t at;
 };
 
@@ -46,7 +46,7 @@ struct step_run {
 	int64_t started;
 	int64_t finished;
 	char *error;
-	char *input; /* an override given on resume, or NULL */
+	char *input;  /* an override given on resume, or NULL */
 	char *answer; /* an ask step's answer */
 };
 
@@ -66,7 +66,7 @@ struct thread {
 	int load_env;
 	int64_t created, started, finished;
 	struct step_run *steps; /* script->nplan */
-	int64_t due;		/* when the clock next acts, 0 = never */
+	int64_t due;            /* when the clock next acts, 0 = never */
 	enum output_kind out_kind;
 	uint64_t out_bytes;
 	uint64_t seed;
@@ -78,7 +78,7 @@ struct thread {
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t changed; /* broadcast on every event */
-	pthread_cond_t tick;	/* wakes the clock */
+	pthread_cond_t tick;    /* wakes the clock */
 	const struct catalog *cat;
 	uint64_t unary_limit;
 	int64_t started_ms;
@@ -91,8 +91,8 @@ static struct {
 	int clock_running;
 	int stop;
 } st = {.lock = PTHREAD_MUTEX_INITIALIZER,
-	.changed = PTHREAD_COND_INITIALIZER,
-	.tick = PTHREAD_COND_INITIALIZER};
+        .changed = PTHREAD_COND_INITIALIZER,
+        .tick = PTHREAD_COND_INITIALIZER};
 
 static int64_t
 now_ms(void)
@@ -275,9 +275,9 @@ thread_close(struct thread *t, int status, int64_t now)
 	t->due = 0;
 	if (status == TS_COMPLETED) {
 		t->out_kind = t->script->output;
-		t->out_bytes = t->script->output == OUTPUT_ECHO	       ? t->input_len
-			       : t->script->output == OUTPUT_GENERATED ? t->script->output_bytes
-								       : 0;
+		t->out_bytes = t->script->output == OUTPUT_ECHO        ? t->input_len
+		               : t->script->output == OUTPUT_GENERATED ? t->script->output_bytes
+		                                                       : 0;
 	}
 	/* the steps that will now never run */
 	for (size_t i = 0; i < t->script->nplan; i++) {
@@ -359,7 +359,7 @@ step_end(struct thread *t, int64_t now)
 		set_error(&r->error, "%s", d->fail);
 		event_add(t, EV_STEP_FINISHED, (int)i, now);
 		set_error(&t->error, "step %s (%s) failed: %s", t->script->plan[i].path, d->name,
-			  d->fail);
+		          d->fail);
 		if (d->fatal) {
 			thread_finish(t, TS_FAILED, now);
 		} else {
@@ -459,8 +459,8 @@ thread_settle(struct thread *t, int status, int64_t now)
 	/* containers end with their last child */
 	for (i = 0; i < stop_at && i < s->nplan; i++)
 		if (s->plan[i].container)
-			t->steps[i].finished = t->steps[s->plan[i].last < stop_at ? s->plan[i].last : i]
-						       .finished;
+			t->steps[i].finished =
+			    t->steps[s->plan[i].last < stop_at ? s->plan[i].last : i].finished;
 	if (stop_at < s->nplan) {
 		struct step_run *r = &t->steps[stop_at];
 		const struct step_def *d = s->plan[stop_at].def;
@@ -471,9 +471,10 @@ thread_settle(struct thread *t, int status, int64_t now)
 		r->finished = at;
 		if (status == TS_FAILED) {
 			r->status = SS_FAILED;
-			set_error(&r->error, "%s", d->fail ? d->fail : "the tool exited with status 1");
+			set_error(&r->error, "%s",
+			          d->fail ? d->fail : "the tool exited with status 1");
 			set_error(&t->error, "step %s (%s) failed: %s", s->plan[stop_at].path,
-				  d->name, r->error);
+			          d->name, r->error);
 		} else {
 			r->status = SS_RUNNING;
 		}
@@ -628,7 +629,7 @@ step_payload(const struct thread *t, size_t i, int output)
 		if (i == 0)
 			return payload_bytes(t->input, t->input_len);
 		snprintf(buf, sizeof(buf), "{\"step\":\"%s\",\"attempt\":%d}", ps->path,
-			 r->attempt);
+		         r->attempt);
 		return payload_bytes(buf, strlen(buf));
 	}
 	if (r->status != SS_COMPLETED)
@@ -659,20 +660,19 @@ render_step_detail(const struct thread *t, size_t i, int with_payloads)
 
 			payload_read(p, 0, text, n);
 			json_object_set_new(o, output ? "outputJson" : "inputJson",
-					    json_stringn_nocheck(text, n));
+			                    json_stringn_nocheck(text, n));
 			free(text);
 		}
-		wire_set_bool(o, output ? "outputTruncated" : "inputTruncated",
-			      size > INLINE_CAP);
+		wire_set_bool(o, output ? "outputTruncated" : "inputTruncated", size > INLINE_CAP);
 		wire_set_i64(o, output ? "outputTotalBytes" : "inputTotalBytes", (int64_t)size);
 		payload_free(p);
 	}
 	if (r->attempt > 0) {
 		snprintf(buf, sizeof(buf), "exec_%s_%s_%d", t->id + 4, t->script->plan[i].path,
-			 r->attempt);
+		         r->attempt);
 		wire_set_str(o, "executionId", buf);
 		snprintf(buf, sizeof(buf), "https://logs.scriptum.invalid/%s/%s", t->id,
-			 t->script->plan[i].path);
+		         t->script->plan[i].path);
 		wire_set_str(o, "logsUrl", buf);
 	}
 	wire_set_int(o, "attempt", r->attempt);
@@ -729,7 +729,8 @@ store_start(int with_threads)
 			snprintf(input, sizeof(input), "{\"seeded\":true,\"n\":%d}", k);
 			in = input_or(sd->input, input);
 			t = thread_new(s, s->active_version, in, strlen(in));
-			t->created -= (int64_t)(st.cat->nseeds - i) * 60000 + (sd->count - k) * 1000;
+			t->created -=
+			    (int64_t)(st.cat->nseeds - i) * 60000 + (sd->count - k) * 1000;
 			thread_settle(t, wire_parse_thread_status(sd->status), now);
 			if (t->out_kind != OUTPUT_NONE && sd->has_output_bytes) {
 				t->out_kind = OUTPUT_GENERATED;
@@ -877,12 +878,12 @@ store_create(const json_t *req, json_t **out, struct api_err *e)
 		return api_fail(e, 5, "script '%s' not found", json_string_value(name));
 	if (version > s->nversions)
 		return api_fail(e, 5, "script '%s' has no version %lld (it has 1 to %d)", s->name,
-				version, s->nversions);
+		                version, s->nversions);
 
 	pthread_mutex_lock(&st.lock);
 	t = thread_new(s, version ? (int)version : s->active_version,
-		       json_is_string(input) ? json_string_value(input) : "",
-		       json_is_string(input) ? json_string_length(input) : 0);
+	               json_is_string(input) ? json_string_value(input) : "",
+	               json_is_string(input) ? json_string_length(input) : 0);
 	if (md != NULL && json_is_object(md))
 		t->metadata = json_deep_copy(md);
 	v = json_object_get(req, "timeout");
@@ -1022,7 +1023,7 @@ store_cancel(const char *id, json_t **out, struct api_err *e)
 		rc = -1;
 	} else if (wire_thread_status_terminal(t->status)) {
 		rc = api_fail(e, 9, "thread '%s' is %s and cannot be cancelled", id,
-			      wire_thread_status_word(t->status));
+		              wire_thread_status_word(t->status));
 	} else {
 		thread_finish(t, TS_CANCELLED, now_ms());
 		*out = render_thread(t);
@@ -1043,7 +1044,7 @@ answer_fits(const struct step_def *d, const char *text, size_t len, struct api_e
 	if (doc == NULL)
 		return api_fail(e, 3, "stepInputOverrideJson is not valid JSON: %s", jerr.text);
 	value = json_is_object(doc) && json_object_get(doc, "value") ? json_object_get(doc, "value")
-								     : doc;
+	                                                             : doc;
 	if (strcmp(type, "string") == 0)
 		ok = json_is_string(value);
 	else if (strcmp(type, "number") == 0)
@@ -1065,7 +1066,7 @@ answer_fits(const struct step_def *d, const char *text, size_t len, struct api_e
 
 			for (size_t i = 0; i < d->noptions; i++)
 				snprintf(opts + strlen(opts), sizeof(opts) - strlen(opts), "%s%s",
-					 i ? ", " : "", d->options[i]);
+				         i ? ", " : "", d->options[i]);
 			json_decref(doc);
 			return api_fail(e, 3, "the answer must be one of: %s", opts);
 		}
@@ -1095,7 +1096,7 @@ store_resume(const char *id, const json_t *req, json_t **out, struct api_err *e)
 		goto out;
 	if (t->status != TS_PAUSED) {
 		api_fail(e, 9, "thread '%s' is %s, not paused", id,
-			 wire_thread_status_word(t->status));
+		         wire_thread_status_word(t->status));
 		goto out;
 	}
 	r = &t->steps[t->cur];
@@ -1103,7 +1104,7 @@ store_resume(const char *id, const json_t *req, json_t **out, struct api_err *e)
 		/* an ask step: the answer must fit its pending input */
 		if (len == 0) {
 			api_fail(e, 3, "step %s is waiting for an answer in stepInputOverrideJson",
-				 t->script->plan[t->cur].path);
+			         t->script->plan[t->cur].path);
 			goto out;
 		}
 		if (answer_fits(t->script->plan[t->cur].def, text, len, e) != 0)
@@ -1291,8 +1292,9 @@ store_list_versions(const char *name, json_t **out, struct api_err *e)
 		json_t *o = json_object();
 
 		wire_set_int(o, "version", v);
-		wire_set_str(o, "status", v == s->active_version ? "VERSION_STATUS_ACTIVE"
-								 : "VERSION_STATUS_SUPERSEDED");
+		wire_set_str(o, "status",
+		             v == s->active_version ? "VERSION_STATUS_ACTIVE"
+		                                    : "VERSION_STATUS_SUPERSEDED");
 		wire_set_i64(o, "createdAtMs", s->created_ms + (int64_t)v * 3600000);
 		json_array_append_new(list, o);
 	}
@@ -1336,15 +1338,16 @@ store_seed(const json_t *req, json_t **out, struct api_err *e)
 	if (json_object_get(req, "count") == NULL)
 		count = 1;
 	if (json_is_string(json_object_get(req, "status"))) {
-		status = wire_parse_thread_status(json_string_value(json_object_get(req, "status")));
+		status =
+		    wire_parse_thread_status(json_string_value(json_object_get(req, "status")));
 		if (!wire_thread_status_terminal(status))
 			return api_fail(e, 3, "status must be completed, failed or cancelled");
 	}
 	if (ob != NULL && (req_int(ob, &obytes) != 0 || obytes < 0))
 		return api_fail(e, 3, "outputBytes must be a non-negative integer");
-	if (in != NULL && (!json_is_string(in) ||
-			   !valid_json(json_string_value(in), json_string_length(in), e->msg,
-				       sizeof(e->msg))))
+	if (in != NULL &&
+	    (!json_is_string(in) ||
+	     !valid_json(json_string_value(in), json_string_length(in), e->msg, sizeof(e->msg))))
 		return api_fail(e, 3, "input must be a string holding JSON");
 
 	ids = json_array();
@@ -1356,7 +1359,7 @@ store_seed(const json_t *req, json_t **out, struct api_err *e)
 		snprintf(input, sizeof(input), "{\"seeded\":true,\"n\":%lld}", k);
 		if (in != NULL)
 			t = thread_new(s, s->active_version, json_string_value(in),
-				       json_string_length(in));
+			               json_string_length(in));
 		else
 			t = thread_new(s, s->active_version, input, strlen(input));
 		thread_settle(t, status, now);
@@ -1383,7 +1386,7 @@ store_output(const char *id, struct payload **out, json_t **meta, struct api_err
 		rc = -1;
 	} else if (!wire_thread_status_terminal(t->status)) {
 		rc = api_fail(e, 9, "thread '%s' is %s; its output exists once it is finished", id,
-			      wire_thread_status_word(t->status));
+		              wire_thread_status_word(t->status));
 	} else {
 		*out = thread_output(t);
 		*meta = json_object();
@@ -1482,8 +1485,8 @@ step_stream_free(struct step_stream *s)
 
 struct watch {
 	struct thread *t;
-	int step;	  /* WatchStep: the plan index; -1 for WatchThread */
-	size_t next;	  /* the next event to send */
+	int step;         /* WatchStep: the plan index; -1 for WatchThread */
+	size_t next;      /* the next event to send */
 	int snapshot_due; /* the snapshot is not sent yet */
 	int over;
 };
@@ -1536,15 +1539,15 @@ render_event(const struct watch *w, int type, const struct event *ev, int64_t at
 		json_object_set_new(o, "step", render_step(t, (size_t)w->step));
 		return o;
 	}
-	json_object_set_new(o, "thread", ev != NULL ? render_thread_as(t, ev->status, ev->cur)
-						    : render_thread(t));
+	json_object_set_new(
+	    o, "thread", ev != NULL ? render_thread_as(t, ev->status, ev->cur) : render_thread(t));
 	if (ev != NULL && (type == EV_STEP_STARTED || type == EV_STEP_FINISHED))
 		json_object_set_new(o, "step", render_step(t, (size_t)ev->step));
 	if (ev != NULL && type == EV_YIELD) {
 		char buf[96];
 
 		snprintf(buf, sizeof(buf), "{\"seq\":%d,\"value\":\"item-%d\"}", ev->step,
-			 ev->step);
+		         ev->step);
 		wire_set_str(o, "yieldedJson", buf);
 	}
 	return o;

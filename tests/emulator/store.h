@@ -75,7 +75,7 @@ int store_output(const char *id, struct payload **out, json_t **meta, struct api
 /* StreamStepResult: the steps (one, or all when path is empty) of a thread. */
 struct step_stream;
 int store_step_stream(const char *id, const char *path, struct step_stream **out,
-		      struct api_err *e);
+                      struct api_err *e);
 size_t step_stream_count(const struct step_stream *s);
 /* The i-th step's meta (new reference), and its payloads (borrowed). */
 json_t *step_stream_meta(const struct step_stream *s, size_t i);

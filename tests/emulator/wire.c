@@ -13,14 +13,12 @@
 
 static enum wire_mode mode = WIRE_CANONICAL;
 
-static const char *const thread_status_names[] = {"UNSPECIFIED", "PENDING",   "RUNNING",
-						   "PAUSED",	  "COMPLETED", "FAILED",
-						   "CANCELLED"};
-static const char *const step_status_names[] = {"UNSPECIFIED", "PENDING", "RUNNING",
-						"PAUSED",      "COMPLETED", "FAILED",
-						"SKIPPED",     "CANCELLED"};
-static const char *const event_type_names[] = {"UNSPECIFIED",  "SNAPSHOT",	"STATUS",
-					       "STEP_STARTED", "STEP_FINISHED", "YIELD"};
+static const char *const thread_status_names[] = {"UNSPECIFIED", "PENDING", "RUNNING",  "PAUSED",
+                                                  "COMPLETED",   "FAILED",  "CANCELLED"};
+static const char *const step_status_names[] = {"UNSPECIFIED", "PENDING", "RUNNING", "PAUSED",
+                                                "COMPLETED",   "FAILED",  "SKIPPED", "CANCELLED"};
+static const char *const event_type_names[] = {"UNSPECIFIED",  "SNAPSHOT",      "STATUS",
+                                               "STEP_STARTED", "STEP_FINISHED", "YIELD"};
 static const char *const step_part_names[] = {"UNSPECIFIED", "INPUT", "OUTPUT"};
 
 static const struct {
@@ -28,10 +26,10 @@ static const struct {
 	const char *const *names;
 	int n;
 } enums[] = {
-	[ENUM_THREAD_STATUS] = {"THREAD_STATUS_", thread_status_names, 7},
-	[ENUM_STEP_STATUS] = {"STEP_STATUS_", step_status_names, 8},
-	[ENUM_EVENT_TYPE] = {"THREAD_EVENT_TYPE_", event_type_names, 6},
-	[ENUM_STEP_PART] = {"STEP_PART_", step_part_names, 3},
+    [ENUM_THREAD_STATUS] = {"THREAD_STATUS_", thread_status_names, 7},
+    [ENUM_STEP_STATUS] = {"STEP_STATUS_", step_status_names, 8},
+    [ENUM_EVENT_TYPE] = {"THREAD_EVENT_TYPE_", event_type_names, 6},
+    [ENUM_STEP_PART] = {"STEP_PART_", step_part_names, 3},
 };
 
 void
@@ -64,7 +62,7 @@ const char *
 wire_thread_status_word(int status)
 {
 	static const char *const words[] = {"unspecified", "pending", "running",  "paused",
-					    "completed",   "failed",  "cancelled"};
+	                                    "completed",   "failed",  "cancelled"};
 
 	return status >= 0 && status < 7 ? words[status] : "unknown";
 }
@@ -212,7 +210,7 @@ wire_rename(json_t *v)
 				json_object_set(out, key, item);
 			else
 				json_object_set_new(out, wire_key(key, buf),
-						    wire_rename(json_incref(item)));
+				                    wire_rename(json_incref(item)));
 		}
 		json_decref(v);
 		return out;

@@ -77,8 +77,8 @@ static void
 test_b64_encodes_rfc4648_vectors(void **state)
 {
 	static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-					  "Zm9vYmFy"};
+	static const char *const out[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+	                                  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 	char buf[16];
 
 	(void)state;
@@ -87,7 +87,7 @@ test_b64_encodes_rfc4648_vectors(void **state)
 
 		assert_int_equal(gen_b64_len(n), strlen(out[i]));
 		assert_int_equal(gen_b64_encode((const unsigned char *)in[i], n, buf),
-				 strlen(out[i]));
+		                 strlen(out[i]));
 		assert_memory_equal(buf, out[i], strlen(out[i]));
 	}
 }
@@ -96,10 +96,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_gen_is_valid_json_of_exact_size),
-		cmocka_unit_test(test_gen_reads_at_any_offset_agree),
-		cmocka_unit_test(test_gen_seed_changes_content),
-		cmocka_unit_test(test_b64_encodes_rfc4648_vectors),
+	    cmocka_unit_test(test_gen_is_valid_json_of_exact_size),
+	    cmocka_unit_test(test_gen_reads_at_any_offset_agree),
+	    cmocka_unit_test(test_gen_seed_changes_content),
+	    cmocka_unit_test(test_b64_encodes_rfc4648_vectors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
