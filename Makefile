@@ -39,7 +39,7 @@ C_FILES  := $(shell find client fs mount-helper tests bench -name '*.[ch]' 2>/de
 
 BINARIES := $(BUILD)/scriptum-emulator
 
-.PHONY: all deps build unit check check-format format integration conformance-asan \
+.PHONY: all deps build unit check check-format check-man format integration conformance-asan \
 	demo demo-stop bench clean
 .DEFAULT_GOAL := all
 
@@ -52,7 +52,7 @@ deps:
 build: $(BINARIES)
 
 check: deps
-	@$(MAKE) --no-print-directory check-format
+	@$(MAKE) --no-print-directory check-format check-man
 	@$(MAKE) --no-print-directory build unit
 	@$(MAKE) --no-print-directory SAN=1 build unit
 	@$(MAKE) --no-print-directory integration
@@ -63,6 +63,10 @@ check-format:
 
 format:
 	clang-format -i $(C_FILES)
+
+check-man:
+	@echo "== manual pages (mandoc -T lint)"
+	@out=$$(mandoc -T lint man/* 2>&1); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
 
 unit: $(UNIT_BIN)
 	@echo "== unit tests ($(BUILD))"
