@@ -755,6 +755,15 @@ route_call(const struct route *rt, int post, int *wrong_method)
 	return post ? postc : get;
 }
 
+/* 1 for POST, 0 for GET, -1 for any other method. */
+static int
+method_kind(const char *method)
+{
+	if (strcmp(method, "POST") == 0)
+		return 1;
+	return strcmp(method, "GET") == 0 ? 0 : -1;
+}
+
 static int
 authorized(struct MHD_Connection *c)
 {
@@ -792,7 +801,11 @@ serve_api(struct MHD_Connection *c, struct req *r, const char *path)
 		route_free(&rt);
 		return send_error(c, r, 3, "malformed path '%.200s'", path);
 	}
-	call = route_call(&rt, strcmp(r->method, "POST") == 0, &wrong);
+	call = route_call(&rt, method_kind(r->method) == 1, &wrong);
+	if (call != NULL && method_kind(r->method) < 0) {
+		call = NULL;
+		wrong = 1;
+	}
 	r->call = call;
 	if (call == NULL) {
 		route_free(&rt);
