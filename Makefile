@@ -40,7 +40,7 @@ C_FILES  := $(shell find client fs mount-helper tests bench -name '*.[ch]' 2>/de
 BINARIES := $(BUILD)/scriptum-emulator
 
 .PHONY: all deps build unit check check-format check-man format integration conformance-asan \
-	demo demo-stop bench clean
+	fuzz fuzz-run demo demo-stop bench clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -55,6 +55,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-format check-man
 	@$(MAKE) --no-print-directory build unit
 	@$(MAKE) --no-print-directory SAN=1 build unit
+	@$(MAKE) --no-print-directory FUZZ_SECONDS=10 fuzz-run
 	@$(MAKE) --no-print-directory integration
 
 check-format:
@@ -80,6 +81,37 @@ integration:
 	$(PYTEST) tests
 	@echo "== conformance suite against the ASan+UBSan emulator"
 	SCRIPTUM_BUILD=build/asan $(PYTEST) tests/test_emulator_*.py
+
+# libFuzzer targets (clang, ASan+UBSan), each run for FUZZ_SECONDS from its
+# seed corpus; `make check` runs them briefly.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_FLAGS   := -g -O1 -std=c11 -D_GNU_SOURCE -Iclient -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
+	@echo "== fuzzing, $(FUZZ_SECONDS) s a target"
+	@set -e; for f in $(FUZZ_BIN); do \
+		name=$$(basename $$f); mkdir -p build/fuzz/corpus/$$name; \
+		echo "-- $$name"; \
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+			-artifact_prefix=build/fuzz/ build/fuzz/corpus/$$name \
+			tests/fuzz/corpus/$$name >build/fuzz/$$name.log 2>&1; then \
+			tail -n 40 build/fuzz/$$name.log; exit 1; \
+		fi; \
+		grep '^Done' build/fuzz/$$name.log; \
+	done
+
+# what the fuzzed parsers are made of; no network code
+FUZZ_LIB     := client/stream.c client/errmap.c client/b64.c
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB) $(PKG_LIBS)
 
 demo: all
 	@sh mk/demo.sh start
