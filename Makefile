@@ -69,9 +69,11 @@ check-man:
 	@echo "== manual pages (mandoc -T lint)"
 	@out=$$(mandoc -T lint man/* 2>&1); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
 
-unit: $(UNIT_BIN)
+# Some unit tests talk to the emulator of the same build.
+unit: $(UNIT_BIN) $(BUILD)/scriptum-emulator
 	@echo "== unit tests ($(BUILD))"
-	@set -e; for t in $(UNIT_BIN); do echo "-- $$t"; $$t; done
+	@set -e; for t in $(UNIT_BIN); do echo "-- $$t"; \
+		SCRIPTUM_EMULATOR=$(BUILD)/scriptum-emulator $$t; done
 
 # The integration tests drive the plain binaries; the emulator conformance
 # suite then runs once more against the ASan+UBSan emulator, which must stay

@@ -1,0 +1,1658 @@
+/*
+ * The HTTP transport (libcurl): a pool of connections, the transfer loop
+ * with its deadline, stall timeout and abort, retries with back-off, bearer
+ * tokens, and the one place where a failed call becomes an errno.
+ *
+ * Connections. A client keeps idle slots, each an easy handle with a multi
+ * handle of its own. A call takes a slot under the pool lock, runs its
+ * transfer with no lock held, and gives the slot back; its connection stays
+ * in the slot's multi, so the next call that takes the slot reuses it
+ * (slots are reused last-in first-out: the warmest first). DNS answers and
+ * TLS sessions are shared between slots through a CURLSH; the connection
+ * cache is not, because curl documents a shared connection cache as unsafe
+ * between concurrent threads (KNOWN_BUGS, "A shared connection cache is not
+ * thread-safe"). A slot per thread in flight gives the same reuse.
+ *
+ * The transfer loop. Each attempt is driven with curl_multi_perform() and
+ * curl_multi_poll(), so the loop checks the deadline and the stall time to
+ * the millisecond, and http_abort() ends it at once with
+ * curl_multi_wakeup(). CURLOPT_TIMEOUT_MS is set from the remaining
+ * deadline as well, as a second guard.
+ *
+ * Retries. 429 and 503 mean the server did not act on the request, and so
+ * does a failure to connect: those are resent for any method. 502, 504 and
+ * a connection lost before the answer may hide a processed request: those
+ * are resent only for idempotent calls (GET, or a POST the caller marks
+ * HTTP_IDEMPOTENT). Nothing is resent once body bytes reached the caller.
+ * Back-off is exponential with full jitter, at least Retry-After, and never
+ * past the deadline: a wait that would end after it ends the call instead.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "b64.h"
+#include "config.h"
+#include "errmap.h"
+#include "http.h"
+
+/* An error body is only read for its message: a proxy's page past this is noise. */
+#define ERROR_BODY_MAX ((size_t)64 << 10)
+/* A token endpoint's answer. */
+#define TOKEN_BODY_MAX ((size_t)64 << 10)
+/* The longest a poll waits between checks when nothing else bounds it. */
+#define POLL_MAX_MS 1000
+/* A receive buffer large enough for streams of hundreds of MiB/s. */
+#define RECV_BUFFER (128L << 10)
+
+/* One reusable transfer context: the easy handle and the multi that holds
+ * its connections. Owned by the pool while idle, by one call while taken. */
+struct slot {
+	CURL *easy;
+	CURLM *multi;
+	struct slot *next;
+};
+
+enum auth_kind { AUTH_NONE, AUTH_STATIC, AUTH_FILE, AUTH_OAUTH };
+
+/* Where bearer tokens come from. Everything under lock. */
+struct auth {
+	enum auth_kind kind;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* an OAuth fetch ended */
+	char *token;         /* the current token (secret), NULL until first read */
+	unsigned gen;        /* bumped whenever token changes */
+	bool stale;          /* a 401 said so: re-read or re-fetch before use */
+
+	/* AUTH_FILE: the file, and what it looked like when last read. */
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+
+	/* AUTH_OAUTH */
+	char *token_url;
+	char *client_id;
+	char *client_secret; /* secret; NULL when read from secret_file */
+	char *secret_file;
+	int64_t refresh_at; /* monotonic ms; 0: no expiry known, used until a 401 */
+	int64_t expires_at; /* monotonic ms; 0: unknown */
+	bool fetching;      /* one thread fetches, the others wait or use the old token */
+};
+
+struct http_client {
+	char *endpoint; /* without a trailing '/' */
+	char *org_id_hdr;
+	char *org_name_hdr;
+	char *ca_file;
+	char *user_agent;
+	int64_t connect_ms;
+	int64_t deadline_ms;
+	int64_t stall_ms;
+	int max_attempts;
+	int64_t backoff_base_ms;
+	int64_t backoff_max_ms;
+	size_t max_body;
+	unsigned max_idle;
+	int64_t margin_ms;
+
+	CURLSH *share;
+	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
+
+	pthread_mutex_t pool_lock;
+	struct slot *idle; /* a stack */
+	unsigned nidle;
+
+	struct auth auth;
+
+	_Atomic uint64_t n_calls;
+	_Atomic uint64_t n_attempts;
+	_Atomic uint64_t n_retries;
+	_Atomic uint64_t n_connects;
+	_Atomic uint64_t n_failures;
+	_Atomic uint64_t n_received;
+	_Atomic uint64_t n_token_fetches;
+};
+
+/* A call in a transfer, registered with its abort handle so that
+ * http_abort() can wake its poll. Lives on the caller's stack. */
+struct abort_waiter {
+	CURLM *multi;
+	struct abort_waiter *next;
+};
+
+struct http_abort {
+	atomic_bool fired;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* wakes back-off sleeps */
+	struct abort_waiter *waiters;
+};
+
+/* One attempt's transfer state, shared with curl's callbacks. */
+struct xfer {
+	CURL *easy;
+	const struct http_request *rq;
+	size_t cap_ok; /* cap on a buffered 2xx body */
+	char *buf;     /* buffered body (2xx) or error body; owned until handed over */
+	size_t len;
+	size_t size;
+	long status;     /* known at the first body byte */
+	bool streaming;  /* a 2xx body going to rq->on_data */
+	bool delivered;  /* on_data has had bytes: no retry */
+	bool responded;  /* a response header arrived */
+	int cb_err;      /* why a write callback stopped the transfer */
+	bool stalled;    /* the loop gave up for lack of bytes */
+	int64_t last_io; /* monotonic ms of the last byte received or sent */
+	uint64_t bytes;  /* body bytes received */
+	CURLcode result; /* curl's verdict */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* What an attempt's failure allows. */
+struct verdict {
+	bool retry_safe;        /* the retry rules allow resending */
+	bool unauthorized;      /* a 401: refresh the token and retry once */
+	int64_t retry_after_ms; /* the server's Retry-After */
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void
+global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec
+mono_abs(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+
+	return ts;
+}
+
+/* A uniform random number in [0, n], for jitter; n >= 0. */
+static uint64_t
+jitter(uint64_t n)
+{
+	static _Thread_local uint64_t state;
+
+	if (state == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+		        (uint64_t)(uintptr_t)&ts ^ 0x9e3779b97f4a7c15ULL;
+	}
+	state ^= state << 13;
+	state ^= state >> 7;
+	state ^= state << 17;
+	return n == UINT64_MAX ? state : state % (n + 1);
+}
+
+static void
+wipe_free(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static bool
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* ---- errors ---- */
+
+static int
+exit_for_errno(int err)
+{
+	switch (err) {
+	case EINTR:
+		return 1;
+	case EINVAL:
+		return 2;
+	case EACCES:
+		return 3;
+	case ENOENT:
+		return 5;
+	case EAGAIN:
+		return 7;
+	case ETIMEDOUT:
+		return 8;
+	case EIO:
+		return 9;
+	default:
+		return 10;
+	}
+}
+
+/* Replaces every occurrence of secret in msg (in place) with "<redacted>". */
+static void
+scrub(char *msg, size_t size, const char *secret)
+{
+	static const char mark[] = "<redacted>";
+	size_t slen, mlen = sizeof(mark) - 1;
+	char *p;
+
+	if (secret == NULL || (slen = strlen(secret)) < 4)
+		return;
+	while ((p = strstr(msg, secret)) != NULL) {
+		size_t tail = strlen(p + slen);
+
+		if (mlen > slen && (size_t)(p - msg) + mlen + tail + 1 > size)
+			tail = size - (size_t)(p - msg) - mlen - 1;
+		memmove(p + mlen, p + slen, tail);
+		memcpy(p, mark, mlen);
+		p[mlen + tail] = '\0';
+	}
+}
+
+/* A failure with no HTTP answer behind it (or none that matters). */
+static int fail(struct http_error *e, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail(struct http_error *e, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->err = err;
+	e->http_status = 0;
+	e->grpc_code = -1;
+	e->exit_code = exit_for_errno(err);
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+	return -err;
+}
+
+static void
+error_init(struct http_error *e, const struct http_request *rq, const char *method)
+{
+	memset(e, 0, sizeof(*e));
+	e->grpc_code = -1;
+	if (rq->call != NULL)
+		snprintf(e->call, sizeof(e->call), "%s", rq->call);
+	else
+		snprintf(e->call, sizeof(e->call), "%s %s", method, rq->path ? rq->path : "");
+}
+
+int
+http_error_string(const struct http_error *e, char *buf, size_t len)
+{
+	if (e->http_status != 0 && e->grpc_code >= 0)
+		return snprintf(buf, len, "%s: %s (HTTP %d, %s)", e->call, e->message,
+		                e->http_status, errmap_grpc_name(e->grpc_code));
+	if (e->http_status != 0)
+		return snprintf(buf, len, "%s: %s (HTTP %d)", e->call, e->message, e->http_status);
+	return snprintf(buf, len, "%s: %s", e->call, e->message);
+}
+
+/* ---- percent-encoding ---- */
+
+static bool
+unreserved(unsigned char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	       ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+int
+http_escape(const char *s, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	/* "." and ".." would be dot-segments, removed from the path by curl */
+	bool dots = strcmp(s, ".") == 0 || strcmp(s, "..") == 0;
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		size_t need = unreserved(ch) && !dots ? 1 : 3;
+
+		if (n + need + 1 > outlen) {
+			if (outlen > 0)
+				out[0] = '\0';
+			return -ENAMETOOLONG;
+		}
+		if (need == 1) {
+			out[n++] = (char)ch;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	if (outlen == 0)
+		return -ENAMETOOLONG;
+	out[n] = '\0';
+	return (int)n;
+}
+
+char *
+http_escape_dup(const char *s)
+{
+	size_t size = strlen(s) * 3 + 1;
+	char *out = malloc(size);
+
+	if (out != NULL && http_escape(s, out, size) < 0) {
+		free(out);
+		out = NULL;
+	}
+	return out;
+}
+
+/* ---- abort ---- */
+
+struct http_abort *
+http_abort_new(void)
+{
+	struct http_abort *a = calloc(1, sizeof(*a));
+	pthread_condattr_t ca;
+
+	if (a == NULL)
+		return NULL;
+	atomic_init(&a->fired, false);
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return a;
+}
+
+void
+http_abort(struct http_abort *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->lock);
+	atomic_store(&a->fired, true);
+	for (struct abort_waiter *w = a->waiters; w != NULL; w = w->next)
+		curl_multi_wakeup(w->multi);
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+bool
+http_aborted(struct http_abort *a)
+{
+	return a != NULL && atomic_load(&a->fired);
+}
+
+void
+http_abort_free(struct http_abort *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->cond);
+	free(a);
+}
+
+static void
+abort_register(struct http_abort *a, struct abort_waiter *w)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->lock);
+	w->next = a->waiters;
+	a->waiters = w;
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void
+abort_unregister(struct http_abort *a, struct abort_waiter *w)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->lock);
+	for (struct abort_waiter **pp = &a->waiters; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Sleeps ms, or less when a fires: then -EINTR. */
+static int
+abort_sleep(struct http_abort *a, int64_t ms)
+{
+	int64_t until = now_ms() + ms;
+
+	if (a == NULL) {
+		struct timespec ts = mono_abs(until);
+
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		return 0;
+	}
+	pthread_mutex_lock(&a->lock);
+	while (!atomic_load(&a->fired) && now_ms() < until) {
+		struct timespec ts = mono_abs(until);
+
+		pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return atomic_load(&a->fired) ? -EINTR : 0;
+}
+
+/* ---- the connection pool ---- */
+
+static void
+share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
+{
+	struct http_client *c = arg;
+
+	(void)h;
+	(void)access;
+	pthread_mutex_lock(&c->share_lock[data]);
+}
+
+static void
+share_unlock(CURL *h, curl_lock_data data, void *arg)
+{
+	struct http_client *c = arg;
+
+	(void)h;
+	pthread_mutex_unlock(&c->share_lock[data]);
+}
+
+static void
+slot_free(struct slot *s)
+{
+	if (s == NULL)
+		return;
+	if (s->easy != NULL)
+		curl_easy_cleanup(s->easy);
+	if (s->multi != NULL)
+		curl_multi_cleanup(s->multi);
+	free(s);
+}
+
+/* Takes the warmest idle slot, or makes one. NULL when out of memory. */
+static struct slot *
+pool_take(struct http_client *c)
+{
+	struct slot *s;
+
+	pthread_mutex_lock(&c->pool_lock);
+	s = c->idle;
+	if (s != NULL) {
+		c->idle = s->next;
+		c->nidle--;
+	}
+	pthread_mutex_unlock(&c->pool_lock);
+	if (s != NULL)
+		return s;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->easy = curl_easy_init();
+	s->multi = curl_multi_init();
+	if (s->easy == NULL || s->multi == NULL) {
+		slot_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Gives a slot back, keeping its connection, or closes it when the pool is full. */
+static void
+pool_give(struct http_client *c, struct slot *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&c->pool_lock);
+	if (c->nidle < c->max_idle) {
+		s->next = c->idle;
+		c->idle = s;
+		c->nidle++;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&c->pool_lock);
+	slot_free(s);
+}
+
+/* ---- the client ---- */
+
+void
+http_options_from_config(struct http_options *o, const struct config *cfg)
+{
+	memset(o, 0, sizeof(*o));
+	o->endpoint = cfg->endpoint;
+	o->org_id = cfg->org_id;
+	o->org_name = cfg->org_name;
+	o->token = cfg->token;
+	o->token_file = cfg->token_file;
+	o->token_url = cfg->token_url;
+	o->client_id = cfg->client_id;
+	o->client_secret = cfg->client_secret;
+	o->client_secret_file = cfg->client_secret_file;
+	o->ca_file = cfg->ca_file;
+	o->deadline_ms = cfg->timeout_ms;
+}
+
+static bool
+set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/* A copy of s, or of NULL; false when out of memory. */
+static bool
+dup_opt(const char *s, char **out)
+{
+	*out = NULL;
+	if (!set(s))
+		return true;
+	*out = strdup(s);
+	return *out != NULL;
+}
+
+static int
+auth_init(struct auth *a, const struct http_options *o, char *err, size_t errlen)
+{
+	int n = set(o->token) + set(o->token_file) + set(o->token_url);
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if (n > 1)
+		return set_err(err, errlen, -EINVAL,
+		               "give one of token, token_file and token_url, not several");
+	if (!set(o->token_url) &&
+	    (set(o->client_id) || set(o->client_secret) || set(o->client_secret_file)))
+		return set_err(err, errlen, -EINVAL, "client credentials need a token_url");
+	if (set(o->token)) {
+		if (has_control(o->token) || strchr(o->token, ' ') != NULL)
+			return set_err(err, errlen, -EINVAL,
+			               "the token holds a space or a control character");
+		a->kind = AUTH_STATIC;
+		a->token = strdup(o->token);
+		return a->token != NULL ? 0 : set_err(err, errlen, -ENOMEM, "out of memory");
+	}
+	if (set(o->token_file)) {
+		a->kind = AUTH_FILE;
+		a->stale = true;
+		return dup_opt(o->token_file, &a->path)
+		           ? 0
+		           : set_err(err, errlen, -ENOMEM, "out of memory");
+	}
+	if (set(o->token_url)) {
+		if (!set(o->client_id))
+			return set_err(err, errlen, -EINVAL, "token_url needs a client_id");
+		if (set(o->client_secret) == set(o->client_secret_file))
+			return set_err(
+			    err, errlen, -EINVAL,
+			    "token_url needs one of client_secret and client_secret_file");
+		if (strncmp(o->token_url, "http://", 7) != 0 &&
+		    strncmp(o->token_url, "https://", 8) != 0)
+			return set_err(err, errlen, -EINVAL,
+			               "token_url must be an http:// or https:// URL");
+		a->kind = AUTH_OAUTH;
+		if (!dup_opt(o->token_url, &a->token_url) ||
+		    !dup_opt(o->client_id, &a->client_id) ||
+		    !dup_opt(o->client_secret, &a->client_secret) ||
+		    !dup_opt(o->client_secret_file, &a->secret_file))
+			return set_err(err, errlen, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static void
+auth_free(struct auth *a)
+{
+	wipe_free(a->token);
+	free(a->path);
+	free(a->token_url);
+	free(a->client_id);
+	wipe_free(a->client_secret);
+	free(a->secret_file);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->cond);
+}
+
+void
+http_client_free(struct http_client *c)
+{
+	struct slot *s, *next;
+
+	if (c == NULL)
+		return;
+	for (s = c->idle; s != NULL; s = next) {
+		next = s->next;
+		slot_free(s);
+	}
+	if (c->share != NULL)
+		curl_share_cleanup(c->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&c->share_lock[i]);
+	pthread_mutex_destroy(&c->pool_lock);
+	auth_free(&c->auth);
+	free(c->endpoint);
+	free(c->org_id_hdr);
+	free(c->org_name_hdr);
+	free(c->ca_file);
+	free(c->user_agent);
+	free(c);
+}
+
+/* "name: value" for a header the caller configured; value must be one line. */
+static int
+header_line(const char *name, const char *value, char **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!set(value))
+		return 0;
+	if (has_control(value))
+		return set_err(err, errlen, -EINVAL, "%s holds a control character", name);
+	if (asprintf(out, "%s: %s", name, value) < 0) {
+		*out = NULL;
+		return set_err(err, errlen, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int
+http_client_new(const struct http_options *o, struct http_client **out, char *err, size_t errlen)
+{
+	struct http_client *c;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK)
+		return set_err(err, errlen, -ENOMEM, "libcurl: %s", curl_easy_strerror(global_rc));
+	if (!set(o->endpoint))
+		return set_err(err, errlen, -EINVAL, "no endpoint");
+	if ((strncmp(o->endpoint, "http://", 7) != 0 && strncmp(o->endpoint, "https://", 8) != 0) ||
+	    has_control(o->endpoint))
+		return set_err(err, errlen, -EINVAL,
+		               "the endpoint must be an http:// or https:// URL");
+	if (set(o->ca_file) && access(o->ca_file, R_OK) != 0)
+		return set_err(err, errlen, -errno, "ca_file %s: %s", o->ca_file, strerror(errno));
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return set_err(err, errlen, -ENOMEM, "out of memory");
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&c->share_lock[i], NULL);
+	pthread_mutex_init(&c->pool_lock, NULL);
+	rc = auth_init(&c->auth, o, err, errlen);
+	if (rc != 0)
+		goto fail;
+
+	c->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : HTTP_CONNECT_TIMEOUT_MS;
+	c->deadline_ms = o->deadline_ms > 0 ? o->deadline_ms : HTTP_DEADLINE_MS;
+	c->stall_ms = o->stall_ms > 0 ? o->stall_ms : HTTP_STALL_MS;
+	c->max_attempts = o->max_attempts > 0 ? o->max_attempts : HTTP_MAX_ATTEMPTS;
+	c->backoff_base_ms = o->backoff_base_ms > 0 ? o->backoff_base_ms : HTTP_BACKOFF_BASE_MS;
+	c->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : HTTP_BACKOFF_MAX_MS;
+	c->max_body = o->max_body > 0 ? o->max_body : HTTP_MAX_BODY;
+	c->max_idle = o->max_idle > 0 ? o->max_idle : HTTP_MAX_IDLE;
+	c->margin_ms = o->token_margin_ms > 0 ? o->token_margin_ms : HTTP_TOKEN_MARGIN_MS;
+
+	rc = -ENOMEM;
+	if (!dup_opt(o->endpoint, &c->endpoint) || !dup_opt(o->ca_file, &c->ca_file) ||
+	    !dup_opt(set(o->user_agent) ? o->user_agent : "libscriptum", &c->user_agent)) {
+		set_err(err, errlen, rc, "out of memory");
+		goto fail;
+	}
+	n = strlen(c->endpoint);
+	while (n > 0 && c->endpoint[n - 1] == '/')
+		c->endpoint[--n] = '\0';
+	rc = header_line("x-organization-id", o->org_id, &c->org_id_hdr, err, errlen);
+	if (rc == 0)
+		rc = header_line("x-organization-name", o->org_name, &c->org_name_hdr, err, errlen);
+	if (rc != 0)
+		goto fail;
+
+	rc = -ENOMEM;
+	c->share = curl_share_init();
+	if (c->share == NULL || curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock) ||
+	    curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
+	    curl_share_setopt(c->share, CURLSHOPT_USERDATA, c) ||
+	    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
+	    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)) {
+		set_err(err, errlen, rc, "libcurl: cannot make a share handle");
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	http_client_free(c);
+	return rc;
+}
+
+void
+http_client_stats(struct http_client *c, struct http_stats *out)
+{
+	out->calls = atomic_load(&c->n_calls);
+	out->attempts = atomic_load(&c->n_attempts);
+	out->retries = atomic_load(&c->n_retries);
+	out->connects = atomic_load(&c->n_connects);
+	out->failures = atomic_load(&c->n_failures);
+	out->received = atomic_load(&c->n_received);
+	out->token_fetches = atomic_load(&c->n_token_fetches);
+}
+
+void
+http_response_clear(struct http_response *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- one attempt ---- */
+
+static size_t
+on_header(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+
+	(void)ptr;
+	x->responded = true;
+	x->last_io = now_ms();
+	return size * nmemb;
+}
+
+/* Appends n bytes to the buffer, up to cap in all; false when that would
+ * pass cap or memory is short (*nomem says which). */
+static bool
+buf_append(struct xfer *x, const char *p, size_t n, size_t cap, bool *nomem)
+{
+	*nomem = false;
+	if (n > cap || x->len > cap - n)
+		return false;
+	if (x->len + n + 1 > x->size) {
+		size_t size = x->size ? x->size : 16384;
+		char *b;
+
+		while (size < x->len + n + 1)
+			size *= 2;
+		if (size > cap + 1)
+			size = cap + 1;
+		b = realloc(x->buf, size);
+		if (b == NULL) {
+			*nomem = true;
+			return false;
+		}
+		x->buf = b;
+		x->size = size;
+	}
+	memcpy(x->buf + x->len, p, n);
+	x->len += n;
+	x->buf[x->len] = '\0';
+	return true;
+}
+
+static size_t
+on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t n = size * nmemb;
+	bool nomem;
+
+	if (x->status == 0) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+		x->streaming = x->rq->on_data != NULL && x->status / 100 == 2;
+	}
+	x->last_io = now_ms();
+	x->bytes += n;
+	if (x->streaming) {
+		int rc = x->rq->on_data(ptr, n, x->rq->arg);
+
+		/* time spent in the reader is not the server stalling */
+		x->last_io = now_ms();
+		if (rc != 0) {
+			x->cb_err = rc < 0 ? rc : -EIO;
+			return 0;
+		}
+		x->delivered = true;
+		return n;
+	}
+	if (x->status / 100 != 2) {
+		/* keep the start of an error body; the rest only costs memory */
+		if (x->len < ERROR_BODY_MAX)
+			buf_append(x, ptr,
+			           n < ERROR_BODY_MAX - x->len ? n : ERROR_BODY_MAX - x->len,
+			           ERROR_BODY_MAX, &nomem);
+		return n;
+	}
+	if (!buf_append(x, ptr, n, x->cap_ok, &nomem)) {
+		x->cb_err = nomem ? -ENOMEM : -EMSGSIZE;
+		return 0;
+	}
+	return n;
+}
+
+/* Runs the attempt's transfer to its end, or until abort, stall or
+ * deadline (deadline 0: none; stall 0: none): 0 with x->result, or -EINTR,
+ * -ETIMEDOUT, -EIO. */
+static int
+transfer(struct slot *s, struct xfer *x, int64_t deadline, int64_t stall, struct http_abort *ab)
+{
+	struct abort_waiter w = {s->multi, NULL};
+	int rc = 0, running = 1, left;
+	curl_off_t sent = 0, last_sent = 0;
+	CURLMsg *m;
+
+	x->result = CURLE_OK;
+	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
+		return -EIO;
+	abort_register(ab, &w);
+	x->last_io = now_ms();
+	for (;;) {
+		int64_t now, wait = POLL_MAX_MS;
+
+		if (curl_multi_perform(s->multi, &running) != CURLM_OK) {
+			rc = -EIO;
+			break;
+		}
+		if (running == 0)
+			break;
+		if (http_aborted(ab)) {
+			rc = -EINTR;
+			break;
+		}
+		now = now_ms();
+		if (stall > 0) {
+			/* a large body going up is not a stall either */
+			curl_easy_getinfo(s->easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+			if (sent != last_sent) {
+				last_sent = sent;
+				x->last_io = now;
+			}
+			if (now - x->last_io >= stall) {
+				x->stalled = true;
+				rc = -ETIMEDOUT;
+				break;
+			}
+			if (x->last_io + stall - now < wait)
+				wait = x->last_io + stall - now;
+		}
+		if (deadline > 0) {
+			if (now >= deadline) {
+				rc = -ETIMEDOUT;
+				break;
+			}
+			if (deadline - now < wait)
+				wait = deadline - now;
+		}
+		if (curl_multi_poll(s->multi, NULL, 0, (int)wait, NULL) != CURLM_OK) {
+			rc = -EIO;
+			break;
+		}
+	}
+	while ((m = curl_multi_info_read(s->multi, &left)) != NULL)
+		if (m->msg == CURLMSG_DONE)
+			x->result = m->data.result;
+	curl_multi_remove_handle(s->multi, s->easy);
+	abort_unregister(ab, &w);
+	return rc;
+}
+
+static bool
+method_idempotent(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "PUT") == 0 ||
+	       strcmp(m, "DELETE") == 0 || strcmp(m, "OPTIONS") == 0;
+}
+
+/* Whether a curl failure may be cured by trying again. */
+static bool
+transient(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int
+curl_errno(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return ETIMEDOUT;
+	case CURLE_OUT_OF_MEMORY:
+		return ENOMEM;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return EINVAL;
+	case CURLE_FILESIZE_EXCEEDED:
+		return EMSGSIZE;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return EINTR;
+	default:
+		return EIO;
+	}
+}
+
+static struct curl_slist *
+add_header(struct curl_slist *l, const char *h, bool *ok)
+{
+	struct curl_slist *n;
+
+	if (!*ok || h == NULL)
+		return l;
+	n = curl_slist_append(l, h);
+	if (n == NULL) {
+		*ok = false;
+		return l;
+	}
+	return n;
+}
+
+/* The request's headers; *auth_hdr gets the Authorization line (wipe it). */
+static struct curl_slist *
+make_headers(struct http_client *c, const struct http_request *rq, const char *token,
+             char **auth_hdr)
+{
+	struct curl_slist *l = NULL;
+	char accept[160], ctype[160];
+	bool ok = true;
+
+	*auth_hdr = NULL;
+	if (token != NULL && asprintf(auth_hdr, "Authorization: Bearer %s", token) < 0) {
+		*auth_hdr = NULL;
+		return NULL;
+	}
+	snprintf(accept, sizeof(accept), "Accept: %s",
+	         rq->accept ? rq->accept : "application/json");
+	snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+	         rq->content_type ? rq->content_type : "application/json");
+	l = add_header(l, *auth_hdr, &ok);
+	l = add_header(l, c->org_id_hdr, &ok);
+	l = add_header(l, c->org_name_hdr, &ok);
+	l = add_header(l, accept, &ok);
+	if (rq->body != NULL)
+		l = add_header(l, ctype, &ok);
+	/* no 100-continue round trip before a large body */
+	l = add_header(l, "Expect:", &ok);
+	if (!ok) {
+		curl_slist_free_all(l);
+		return NULL;
+	}
+	return l;
+}
+
+static void
+setup_easy(struct http_client *c, CURL *h, struct xfer *x, const char *url, const char *method,
+           struct curl_slist *hdrs, int64_t deadline)
+{
+	const struct http_request *rq = x->rq;
+	int64_t connect = c->connect_ms;
+
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, RECV_BUFFER);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	if (c->ca_file != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	if (rq->body != NULL || strcmp(method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body != NULL ? rq->body : "");
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	} else if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	}
+	if (deadline > 0) {
+		int64_t left = deadline - now_ms();
+
+		if (left < 1)
+			left = 1;
+		if (connect > left)
+			connect = left;
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+	}
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)connect);
+}
+
+/* The failure of an HTTP answer that is not 2xx, from its status and body. */
+static int
+fail_status(struct http_error *e, int status, const char *body, size_t len)
+{
+	struct errmap_status st;
+	struct errmap m;
+
+	errmap_parse_body(body, len, status, &st);
+	m = errmap_map(status, st.code);
+	e->err = m.err;
+	e->http_status = status;
+	e->grpc_code = st.code;
+	e->exit_code = m.exit_code;
+	snprintf(e->message, sizeof(e->message), "%s", st.message);
+	return -m.err;
+}
+
+/*
+ * One request. Returns 0 for a 2xx answer, else -errno with e filled and
+ * *v saying what the retry rules allow. resp gets the status, content type
+ * and the body (a buffered 2xx body, or the error body).
+ */
+static int
+attempt(struct http_client *c, struct slot *s, const char *url, const struct http_request *rq,
+        const char *method, const char *token, int64_t deadline, int64_t stall,
+        struct http_response *resp, struct http_error *e, struct verdict *v)
+{
+	struct xfer x;
+	struct curl_slist *hdrs;
+	char *auth_hdr = NULL, *ctype = NULL;
+	bool idempotent = method_idempotent(method) || (rq->flags & HTTP_IDEMPOTENT);
+	curl_off_t pretransfer = 0, retry_after = 0;
+	long connects = 0;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	memset(&x, 0, sizeof(x));
+	x.easy = s->easy;
+	x.rq = rq;
+	x.cap_ok = rq->max_body > 0 ? rq->max_body : c->max_body;
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+	resp->status = 0;
+	resp->received = 0;
+	resp->content_type[0] = '\0';
+
+	hdrs = make_headers(c, rq, token, &auth_hdr);
+	if (hdrs == NULL) {
+		wipe_free(auth_hdr);
+		return fail(e, ENOMEM, "out of memory");
+	}
+	setup_easy(c, s->easy, &x, url, method, hdrs, deadline);
+	atomic_fetch_add(&c->n_attempts, 1);
+	resp->attempts++;
+	rc = transfer(s, &x, deadline, stall, rq->abort);
+
+	curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects);
+	atomic_fetch_add(&c->n_connects, (uint64_t)connects);
+	atomic_fetch_add(&c->n_received, x.bytes);
+	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &x.status);
+	curl_easy_getinfo(s->easy, CURLINFO_CONTENT_TYPE, &ctype);
+	curl_easy_getinfo(s->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+	curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	resp->status = (int)x.status;
+	resp->received = x.bytes;
+	if (ctype != NULL)
+		snprintf(resp->content_type, sizeof(resp->content_type), "%s", ctype);
+	/* the handle must keep no pointer to x or to what is freed here */
+	curl_easy_reset(s->easy);
+	curl_slist_free_all(hdrs);
+	wipe_free(auth_hdr);
+
+	if (rc == -EINTR) {
+		rc = fail(e, EINTR, "aborted");
+	} else if (rc == -ETIMEDOUT && x.stalled) {
+		rc = fail(e, ETIMEDOUT, "no data from the server for %lld ms", (long long)stall);
+	} else if (rc == -ETIMEDOUT) {
+		rc = fail(e, ETIMEDOUT, "no answer within the deadline");
+	} else if (rc != 0) {
+		rc = fail(e, EIO, "libcurl's transfer loop failed");
+	} else if (x.cb_err == -EMSGSIZE) {
+		rc = fail(e, EMSGSIZE, "the response is larger than %zu bytes", x.cap_ok);
+	} else if (x.cb_err != 0) {
+		rc = fail(e, -x.cb_err, "the reader stopped the transfer: %s", strerror(-x.cb_err));
+	} else if (x.result != CURLE_OK) {
+		/* a name that does not resolve is more often a typo than a
+		 * hiccup: not transient, so not resent */
+		bool unsent = x.result == CURLE_COULDNT_CONNECT ||
+		              (x.result == CURLE_OPERATION_TIMEDOUT && pretransfer == 0);
+
+		if (x.result == CURLE_OPERATION_TIMEDOUT && deadline > 0 && now_ms() >= deadline)
+			rc = fail(e, ETIMEDOUT, "no answer within the deadline");
+		else
+			rc = fail(e, curl_errno(x.result), "%s",
+			          x.errbuf[0] ? x.errbuf : curl_easy_strerror(x.result));
+		v->retry_safe = !x.delivered && transient(x.result) && (unsent || idempotent);
+	} else if (x.status / 100 == 2) {
+		if (rq->on_data == NULL) {
+			if (x.buf == NULL && (x.buf = calloc(1, 1)) == NULL)
+				return fail(e, ENOMEM, "out of memory");
+			resp->body = x.buf;
+			resp->len = x.len;
+			x.buf = NULL;
+		}
+		return 0;
+	} else {
+		int st = (int)x.status;
+
+		rc = fail_status(e, st, x.buf, x.len);
+		v->unauthorized = st == 401;
+		v->retry_safe =
+		    st == 429 || st == 503 ||
+		    (idempotent && (st == 502 || st == 504 || errmap_retryable(st, e->grpc_code)));
+		v->retry_after_ms = (int64_t)retry_after * 1000;
+	}
+	/* an error body stays with the response, for the caller's details;
+	 * part of a 2xx body is no answer at all */
+	if (x.status / 100 != 2 && x.status != 0) {
+		resp->body = x.buf;
+		resp->len = x.len;
+	} else {
+		free(x.buf);
+	}
+	return rc;
+}
+
+/* ---- tokens ---- */
+
+/* Reads the token file when it is new, changed or stale. Under a->lock. */
+static int
+auth_file_refresh(struct auth *a, struct http_error *e)
+{
+	struct stat st;
+	char *tok = NULL, msg[256];
+	int rc;
+
+	if (stat(a->path, &st) == 0) {
+		if (!a->stale && a->token != NULL && st.st_dev == a->dev && st.st_ino == a->ino &&
+		    st.st_size == a->size && st.st_mtim.tv_sec == a->mtime.tv_sec &&
+		    st.st_mtim.tv_nsec == a->mtime.tv_nsec)
+			return 0;
+	} else if (a->token != NULL && !a->stale) {
+		/* gone for a moment, e.g. while being replaced: keep the token we have */
+		return 0;
+	}
+	rc = config_read_secret(a->path, &tok, msg, sizeof(msg));
+	if (rc != 0 && a->token != NULL && !a->stale) {
+		/* caught half-written (empty, say): use the token we have, and
+		 * read the file again next time */
+		a->size = -1;
+		return 0;
+	}
+	if (rc != 0) {
+		/* whatever is wrong with the file, the call is unauthenticated */
+		fail(e, EACCES, "token_file: %s", msg);
+		e->exit_code = 3;
+		return -EACCES;
+	}
+	/* the file as read (a rewrite between stat and read is seen next time) */
+	if (stat(a->path, &st) == 0) {
+		a->dev = st.st_dev;
+		a->ino = st.st_ino;
+		a->size = st.st_size;
+		a->mtime = st.st_mtim;
+	}
+	a->stale = false;
+	if (a->token == NULL || strcmp(a->token, tok) != 0) {
+		wipe_free(a->token);
+		a->token = tok;
+		a->gen++;
+	} else {
+		config_secret_free(tok);
+	}
+	return 0;
+}
+
+static int call_run(struct http_client *c, const char *url, const struct http_request *rq,
+                    bool use_auth, struct http_response *resp, struct http_error *e);
+
+/* The lifetime a JWT's exp claim gives, in ms from now; -1 when none. */
+static int64_t
+jwt_lifetime(const char *tok)
+{
+	const char *p = strchr(tok, '.'), *q;
+	unsigned char *raw;
+	size_t n, len;
+	json_t *claims, *exp;
+	int64_t life = -1;
+	bool found = false;
+
+	if (p == NULL || (q = strchr(p + 1, '.')) == NULL)
+		return -1;
+	n = (size_t)(q - p - 1);
+	raw = malloc(B64_DECODED_MAX(n) + 1);
+	if (raw == NULL)
+		return -1;
+	if (b64_decode(p + 1, n, raw, &len) == 0) {
+		claims = json_loadb((const char *)raw, len, 0, NULL);
+		exp = json_object_get(claims, "exp");
+		if (json_is_number(exp)) {
+			life =
+			    (int64_t)(json_number_value(exp) * 1000) - (int64_t)time(NULL) * 1000;
+			found = true;
+		}
+		json_decref(claims);
+	}
+	free(raw);
+	if (!found)
+		return -1;
+	return life < 0 ? 0 : life;
+}
+
+/* A number, or a string holding one ("3600"): seconds. -1 when absent or bad. */
+static int64_t
+json_seconds(const json_t *v)
+{
+	if (json_is_number(v))
+		return (int64_t)json_number_value(v);
+	if (json_is_string(v)) {
+		char *end;
+		long long n = strtoll(json_string_value(v), &end, 10);
+
+		if (end != json_string_value(v) && *end == '\0')
+			return n;
+	}
+	return -1;
+}
+
+/* Copies an OAuth error body's "error: description" into msg, cleaned. */
+static bool
+oauth_error(const char *body, size_t len, char *msg, size_t size)
+{
+	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+	const char *code = json_string_value(json_object_get(j, "error"));
+	const char *desc = json_string_value(json_object_get(j, "error_description"));
+
+	if (code == NULL) {
+		json_decref(j);
+		return false;
+	}
+	snprintf(msg, size, "%s%s%s", code, desc ? ": " : "", desc ? desc : "");
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	json_decref(j);
+	return true;
+}
+
+/*
+ * The client credentials grant: a new token in *tok (wipe_free() it) and
+ * its lifetime in ms (-1: unknown). No lock held: a transfer.
+ */
+static int
+oauth_fetch(struct http_client *c, int64_t deadline, struct http_abort *ab, char **tok,
+            int64_t *life, struct http_error *e)
+{
+	struct auth *a = &c->auth;
+	struct http_response r = {0};
+	struct http_request rq = {0};
+	struct http_error te;
+	char *secret = NULL, *id_esc = NULL, *sec_esc = NULL, *form = NULL, msg[ERRMAP_MSG_MAX];
+	const char *at;
+	json_t *j = NULL;
+	int64_t left = deadline > 0 ? deadline - now_ms() : c->deadline_ms, expires_in;
+	int rc;
+
+	*tok = NULL;
+	*life = -1;
+	if (left <= 0)
+		return fail(e, ETIMEDOUT, "no time left to fetch a token");
+	if (a->client_secret != NULL) {
+		secret = strdup(a->client_secret);
+		if (secret == NULL)
+			return fail(e, ENOMEM, "out of memory");
+	} else {
+		rc = config_read_secret(a->secret_file, &secret, msg, sizeof(msg));
+		if (rc != 0) {
+			fail(e, EACCES, "client_secret_file: %s", msg);
+			e->exit_code = 3;
+			return -EACCES;
+		}
+	}
+	id_esc = http_escape_dup(a->client_id);
+	sec_esc = http_escape_dup(secret);
+	if (id_esc == NULL || sec_esc == NULL ||
+	    asprintf(&form, "grant_type=client_credentials&client_id=%s&client_secret=%s", id_esc,
+	             sec_esc) < 0) {
+		form = NULL;
+		rc = fail(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	rq.call = "token";
+	rq.method = "POST";
+	rq.body = form;
+	rq.body_len = strlen(form);
+	rq.content_type = "application/x-www-form-urlencoded";
+	/* resending client credentials is harmless */
+	rq.flags = HTTP_IDEMPOTENT | HTTP_NO_AUTH;
+	rq.deadline_ms = left;
+	rq.max_body = TOKEN_BODY_MAX;
+	rq.abort = ab;
+	atomic_fetch_add(&c->n_token_fetches, 1);
+	rc = call_run(c, a->token_url, &rq, false, &r, &te);
+	if (rc != 0) {
+		/* e keeps the name of the call that needed the token */
+		if (!oauth_error(r.body, r.len, msg, sizeof(msg)))
+			snprintf(msg, sizeof(msg), "%s", te.message);
+		e->err = te.err;
+		e->http_status = te.http_status;
+		e->grpc_code = te.grpc_code;
+		e->exit_code = te.exit_code;
+		if (te.http_status == 400 || te.http_status == 401 || te.http_status == 403) {
+			e->err = EACCES;
+			e->exit_code = 3;
+			rc = -EACCES;
+		}
+		snprintf(e->message, sizeof(e->message), "token endpoint: %.480s", msg);
+		/* in case the endpoint echoes what it got */
+		scrub(e->message, sizeof(e->message), secret);
+		scrub(e->message, sizeof(e->message), sec_esc);
+		goto out;
+	}
+	j = json_loadb(r.body, r.len, 0, NULL);
+	at = json_string_value(json_object_get(j, "access_token"));
+	if (at == NULL || at[0] == '\0' || has_control(at) || strchr(at, ' ') != NULL) {
+		rc = fail(e, EACCES, "token endpoint: the answer has no usable access_token");
+		e->exit_code = 3;
+		goto out;
+	}
+	*tok = strdup(at);
+	if (*tok == NULL) {
+		rc = fail(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	expires_in = json_seconds(json_object_get(j, "expires_in"));
+	*life = expires_in >= 0 ? expires_in * 1000 : jwt_lifetime(at);
+	rc = 0;
+out:
+	if (j != NULL) {
+		/* the token's copy in the parsed tree goes with it; wipe the text */
+		json_decref(j);
+	}
+	if (r.body != NULL)
+		explicit_bzero(r.body, r.len);
+	http_response_clear(&r);
+	wipe_free(form);
+	wipe_free(sec_esc);
+	free(id_esc);
+	wipe_free(secret);
+	return rc;
+}
+
+/* A token for the next attempt: *tok (wipe_free() it) and its generation. */
+static int
+auth_get(struct http_client *c, int64_t deadline, struct http_abort *ab, char **tok, unsigned *gen,
+         struct http_error *e)
+{
+	struct auth *a = &c->auth;
+	char *fresh;
+	int64_t life, now;
+	int rc = 0;
+
+	*tok = NULL;
+	pthread_mutex_lock(&a->lock);
+	if (a->kind == AUTH_FILE)
+		rc = auth_file_refresh(a, e);
+	if (a->kind != AUTH_OAUTH)
+		goto copy;
+	for (;;) {
+		now = now_ms();
+		if (a->token != NULL && !a->stale && (a->refresh_at == 0 || now < a->refresh_at))
+			goto copy;
+		if (!a->fetching)
+			break;
+		/* another thread is fetching: its old token will do while it lasts */
+		if (a->token != NULL && !a->stale && now < a->expires_at)
+			goto copy;
+		if (deadline > 0) {
+			struct timespec ts = mono_abs(deadline);
+
+			if (pthread_cond_timedwait(&a->cond, &a->lock, &ts) == ETIMEDOUT) {
+				rc = fail(e, ETIMEDOUT, "no token within the deadline");
+				goto copy;
+			}
+		} else {
+			pthread_cond_wait(&a->cond, &a->lock);
+		}
+	}
+	a->fetching = true;
+	pthread_mutex_unlock(&a->lock);
+	rc = oauth_fetch(c, deadline, ab, &fresh, &life, e);
+	pthread_mutex_lock(&a->lock);
+	a->fetching = false;
+	pthread_cond_broadcast(&a->cond);
+	if (rc == 0) {
+		int64_t margin = c->margin_ms;
+
+		now = now_ms();
+		if (a->token == NULL || strcmp(a->token, fresh) != 0) {
+			wipe_free(a->token);
+			a->token = fresh;
+			a->gen++;
+		} else {
+			wipe_free(fresh);
+		}
+		a->stale = false;
+		if (life < 0) {
+			a->refresh_at = a->expires_at = 0;
+		} else {
+			if (margin > life / 2)
+				margin = life / 2;
+			a->expires_at = now + life;
+			/* a token already expired is used once, not cached */
+			a->refresh_at = life > 0 ? now + life - margin : now;
+			if (a->refresh_at == 0)
+				a->refresh_at = 1;
+		}
+	}
+copy:
+	if (rc == 0 && a->token != NULL) {
+		*tok = strdup(a->token);
+		*gen = a->gen;
+		if (*tok == NULL)
+			rc = fail(e, ENOMEM, "out of memory");
+	}
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+/* After a 401 with the token of generation gen: read or fetch a new one
+ * before the next use (unless another thread already has). */
+static void
+auth_invalidate(struct http_client *c, unsigned gen)
+{
+	pthread_mutex_lock(&c->auth.lock);
+	if (c->auth.gen == gen)
+		c->auth.stale = true;
+	pthread_mutex_unlock(&c->auth.lock);
+}
+
+/* ---- calls ---- */
+
+/* Back-off before retry n (0-based): full jitter over an exponential cap. */
+static int64_t
+backoff(struct http_client *c, int n)
+{
+	int64_t cap = c->backoff_base_ms;
+
+	for (int i = 0; i < n && cap < c->backoff_max_ms; i++)
+		cap *= 2;
+	if (cap > c->backoff_max_ms)
+		cap = c->backoff_max_ms;
+	return (int64_t)jitter((uint64_t)cap);
+}
+
+/* A call to an absolute URL: attempts, 401 refresh, retries. */
+static int
+call_run(struct http_client *c, const char *url, const struct http_request *rq, bool use_auth,
+         struct http_response *resp, struct http_error *e)
+{
+	const char *method = rq->method ? rq->method : rq->body ? "POST" : "GET";
+	int64_t dl = rq->deadline_ms != 0 ? rq->deadline_ms : c->deadline_ms;
+	int64_t deadline = dl == HTTP_NONE ? 0 : now_ms() + dl;
+	int64_t stall = rq->stall_ms != 0 ? rq->stall_ms : c->stall_ms;
+	bool refreshable = c->auth.kind == AUTH_FILE || c->auth.kind == AUTH_OAUTH;
+	bool refreshed = false;
+	unsigned gen = 0, refused_gen = 0;
+	struct slot *s = NULL;
+	char *token = NULL;
+	int rc = 0, retries = 0;
+
+	if (stall == HTTP_NONE)
+		stall = 0;
+	use_auth = use_auth && c->auth.kind != AUTH_NONE && !(rq->flags & HTTP_NO_AUTH);
+	error_init(e, rq, method);
+	atomic_fetch_add(&c->n_calls, 1);
+	for (;;) {
+		struct verdict v;
+		int64_t wait;
+
+		if (http_aborted(rq->abort)) {
+			rc = fail(e, EINTR, "aborted");
+			break;
+		}
+		if (deadline > 0 && now_ms() >= deadline) {
+			if (rc == 0)
+				rc = fail(e, ETIMEDOUT, "no answer within the deadline");
+			break;
+		}
+		if (use_auth) {
+			int arc;
+
+			wipe_free(token);
+			arc = auth_get(c, deadline, rq->abort, &token, &gen, e);
+			if (arc != 0) {
+				rc = arc;
+				break;
+			}
+			/* the token was re-read after a 401 and has not changed:
+			 * the 401 (still in e) stands */
+			if (refreshed && gen == refused_gen && rc != 0)
+				break;
+		}
+		if (s == NULL && (s = pool_take(c)) == NULL) {
+			rc = fail(e, ENOMEM, "out of memory");
+			break;
+		}
+		rc = attempt(c, s, url, rq, method, token, deadline, stall, resp, e, &v);
+		if (rc == 0)
+			break;
+		if (v.unauthorized && use_auth && refreshable && !refreshed) {
+			refreshed = true;
+			refused_gen = gen;
+			auth_invalidate(c, gen);
+			continue;
+		}
+		if (!v.retry_safe || (rq->flags & HTTP_NO_RETRY) || retries + 1 >= c->max_attempts)
+			break;
+		wait = backoff(c, retries);
+		if (v.retry_after_ms > wait)
+			wait = v.retry_after_ms;
+		if (deadline > 0 && now_ms() + wait >= deadline)
+			break;
+		if (abort_sleep(rq->abort, wait) != 0) {
+			rc = fail(e, EINTR, "aborted");
+			break;
+		}
+		retries++;
+		atomic_fetch_add(&c->n_retries, 1);
+	}
+	pool_give(c, s);
+	if (rc != 0) {
+		atomic_fetch_add(&c->n_failures, 1);
+		scrub(e->message, sizeof(e->message), token);
+	}
+	wipe_free(token);
+	return rc;
+}
+
+int
+http_do(struct http_client *c, const struct http_request *rq, struct http_response *resp,
+        struct http_error *err)
+{
+	struct http_response own = {0};
+	struct http_error ignored;
+	char *url;
+	int rc;
+
+	if (err == NULL)
+		err = &ignored;
+	if (resp == NULL)
+		resp = &own;
+	else
+		http_response_clear(resp);
+	if (rq->path == NULL || rq->path[0] != '/' || has_control(rq->path)) {
+		error_init(err, rq, rq->method ? rq->method : "GET");
+		return fail(err, EINVAL, "the path must start with '/' and be one line");
+	}
+	if (asprintf(&url, "%s%s", c->endpoint, rq->path) < 0) {
+		error_init(err, rq, rq->method ? rq->method : "GET");
+		return fail(err, ENOMEM, "out of memory");
+	}
+	rc = call_run(c, url, rq, true, resp, err);
+	free(url);
+	http_response_clear(&own);
+	return rc;
+}
