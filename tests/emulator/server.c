@@ -1006,7 +1006,10 @@ serve_control(struct MHD_Connection *c, struct req *r, const char *path)
 		body = parse_body(r, &e);
 		rc = body ? store_seed(body, &out, &e) : -1;
 		json_decref(body);
-		return reply(c, r, rc, out, &e, NULL);
+		/* control answers are not API messages: no wire variant */
+		if (rc != 0)
+			return send_error(c, r, e.code, "%s", e.msg);
+		return send_json(c, r, 200, out);
 	}
 	if (strcmp(path, "/faults") == 0 && post) {
 		char err[256];

@@ -32,14 +32,6 @@
 #define DEFAULT_PAGE_SIZE 50
 #define MAX_PAGE_SIZE     1000
 
-struct event {
-	uint8_t type;
-	uint8_t status; /* the thread's status as of the event */
-	int32_t cur;    /* the thread's current step as of the event */
-	int32_t step;   /* step events: the plan index */
-	int64_t at;
-};
-
 struct step_run {
 	uint8_t status;
 	uint8_t attempt;
@@ -48,6 +40,16 @@ struct step_run {
 	char *error;
 	char *input;  /* an override given on resume, or NULL */
 	char *answer; /* an ask step's answer */
+};
+
+struct event {
+	uint8_t type;
+	uint8_t status; /* the thread's status as of the event */
+	int32_t cur;    /* the thread's current step as of the event */
+	int32_t step;   /* step events: the plan index */
+	int64_t at;
+	struct step_run run; /* step events: the step as it was (error owned) */
+	char *error;         /* the thread's error as it was, owned */
 };
 
 struct thread {
@@ -227,6 +229,10 @@ thread_free(struct thread *t)
 	json_decref(t->metadata);
 	free(t->timeout);
 	free(t->callback_url);
+	for (size_t i = 0; i < t->nev; i++) {
+		free(t->ev[i].run.error);
+		free(t->ev[i].error);
+	}
 	free(t->ev);
 	free(t);
 }
@@ -259,6 +265,13 @@ event_add(struct thread *t, int type, int step, int64_t at)
 	ev->cur = t->cur;
 	ev->step = step;
 	ev->at = at;
+	memset(&ev->run, 0, sizeof(ev->run));
+	if (type == EV_STEP_STARTED || type == EV_STEP_FINISHED) {
+		ev->run = t->steps[step];
+		ev->run.error = t->steps[step].error ? xstrdup(t->steps[step].error) : NULL;
+		ev->run.input = ev->run.answer = NULL;
+	}
+	ev->error = t->error != NULL ? xstrdup(t->error) : NULL;
 	pthread_cond_broadcast(&st.changed);
 }
 
@@ -333,6 +346,8 @@ step_begin(struct thread *t, size_t i, int64_t now)
 	r->attempt++;
 	r->started = now;
 	r->finished = 0;
+	free(r->error); /* a new attempt */
+	r->error = NULL;
 	t->cur = (int)i;
 	event_add(t, EV_STEP_STARTED, (int)i, now);
 	if (ps->container) {
@@ -498,7 +513,7 @@ render_times(json_t *o, int64_t started, int64_t finished)
 }
 
 static json_t *
-render_thread_as(const struct thread *t, int status, int cur)
+render_thread_as(const struct thread *t, int status, int cur, const char *error)
 {
 	json_t *o = json_object();
 
@@ -507,7 +522,7 @@ render_thread_as(const struct thread *t, int status, int cur)
 	wire_set_int(o, "version", t->version);
 	wire_set_enum(o, "status", ENUM_THREAD_STATUS, status);
 	if (status == TS_PAUSED || status == TS_FAILED)
-		wire_set_str(o, "error", t->error);
+		wire_set_str(o, "error", error);
 	if (cur >= 0) {
 		wire_set_str(o, "currentStepPath", t->script->plan[cur].path);
 		wire_set_str(o, "currentStepName", t->script->plan[cur].def->name);
@@ -524,14 +539,14 @@ render_thread_as(const struct thread *t, int status, int cur)
 static json_t *
 render_thread(const struct thread *t)
 {
-	return render_thread_as(t, t->status, t->cur);
+	return render_thread_as(t, t->status, t->cur, t->error);
 }
 
+/* Step i as run r says it is (now, or as of an event). */
 static json_t *
-render_step(const struct thread *t, size_t i)
+render_step_as(const struct thread *t, size_t i, const struct step_run *r)
 {
 	const struct plan_step *ps = &t->script->plan[i];
-	const struct step_run *r = &t->steps[i];
 	json_t *o = json_object();
 
 	wire_set_str(o, "stepPath", ps->path);
@@ -544,6 +559,12 @@ render_step(const struct thread *t, size_t i)
 	if (r->finished != 0)
 		wire_set_i64(o, "durationMs", r->finished - r->started);
 	return o;
+}
+
+static json_t *
+render_step(const struct thread *t, size_t i)
+{
+	return render_step_as(t, i, &t->steps[i]);
 }
 
 /* ---- payloads ---- */
@@ -660,7 +681,7 @@ render_step_detail(const struct thread *t, size_t i, int with_payloads)
 
 			payload_read(p, 0, text, n);
 			json_object_set_new(o, output ? "outputJson" : "inputJson",
-			                    json_stringn_nocheck(text, n));
+			                    wire_text(text, n));
 			free(text);
 		}
 		wire_set_bool(o, output ? "outputTruncated" : "inputTruncated", size > INLINE_CAP);
@@ -1536,13 +1557,16 @@ render_event(const struct watch *w, int type, const struct event *ev, int64_t at
 	wire_set_enum(o, "type", ENUM_EVENT_TYPE, type);
 	wire_set_i64(o, "atMs", at);
 	if (w->step >= 0) {
-		json_object_set_new(o, "step", render_step(t, (size_t)w->step));
+		json_object_set_new(o, "step",
+		                    ev != NULL ? render_step_as(t, (size_t)w->step, &ev->run)
+		                               : render_step(t, (size_t)w->step));
 		return o;
 	}
-	json_object_set_new(
-	    o, "thread", ev != NULL ? render_thread_as(t, ev->status, ev->cur) : render_thread(t));
+	json_object_set_new(o, "thread",
+	                    ev != NULL ? render_thread_as(t, ev->status, ev->cur, ev->error)
+	                               : render_thread(t));
 	if (ev != NULL && (type == EV_STEP_STARTED || type == EV_STEP_FINISHED))
-		json_object_set_new(o, "step", render_step(t, (size_t)ev->step));
+		json_object_set_new(o, "step", render_step_as(t, (size_t)ev->step, &ev->run));
 	if (ev != NULL && type == EV_YIELD) {
 		char buf[96];
 

@@ -248,10 +248,78 @@ wire_dump(json_t *v)
 	return text;
 }
 
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+json_t *
+wire_text(const char *text, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	char *out = malloc(n * 3 + 1);
+	size_t o = 0;
+	json_t *s;
+
+	if (out == NULL)
+		abort();
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_seq(p + i, n - i);
+
+		if (len > 0) {
+			memcpy(out + o, p + i, len);
+			o += len;
+			i += len;
+			continue;
+		}
+		/* a sequence cut by the end of the text is dropped, not replaced */
+		if (p[i] >= 0xc2 && p[i] <= 0xf4 && n - i < 4) {
+			size_t k = i + 1;
+
+			while (k < n && (p[k] & 0xc0) == 0x80)
+				k++;
+			if (k == n)
+				break;
+		}
+		memcpy(out + o, "\xef\xbf\xbd", 3);
+		o += 3;
+		i++;
+	}
+	s = json_stringn_nocheck(out, o);
+	free(out);
+	return s;
+}
+
 json_t *
 wire_error(int code, const char *message)
 {
-	return json_pack("{s:i, s:s, s:[]}", "code", code, "message", message, "details");
+	return json_pack("{s:i, s:o, s:[]}", "code", code, "message",
+	                 wire_text(message, strlen(message)), "details");
 }
 
 int

@@ -87,6 +87,11 @@ json_t *wire_unary(json_t *msg, const char *wrapper);
 /* The same renaming for a stream message, without wrapping. */
 json_t *wire_message(json_t *msg);
 
+/* A JSON string of n bytes of text that may not be valid UTF-8 (a name from
+ * a URL, a payload cut at a limit): a sequence cut at the end is dropped
+ * and any other invalid byte becomes U+FFFD. New reference. */
+json_t *wire_text(const char *text, size_t n);
+
 /* Compact JSON text of v (taking v); the caller frees it. */
 char *wire_dump(json_t *v);
 
