@@ -252,3 +252,331 @@ def chunks_bytes(messages, key="chunk"):
         final = c.get("isFinal", c.get("is_final", False))
         assert final == (i == len(chunks) - 1), f"isFinal wrong on chunk {i}"
     return bytes(out)
+
+
+# ---- additions for the conformance suite (tests/test_emulator_*.py) ----
+
+import contextlib
+import socket
+
+MiB = 1 << 20
+
+
+@contextlib.contextmanager
+def running(*args, **kw):
+    """An emulator for the length of a with block, stopped (and checked for
+    a clean exit) at its end."""
+    emu = Emulator(*args, **kw)
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def wait_until(predicate, timeout=15, interval=0.05, what="condition"):
+    """Polls predicate() until it returns a true value, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def api_error(emu, method, path, body=None, params=None, raw_body=None, headers=None,
+              auth=True):
+    """Makes a call that must fail; returns (HTTP status, error body). The
+    body must be the §2.5 shape {"code", "message", "details": []}."""
+    if body is not None and raw_body is not None:
+        raise ValueError("body or raw_body, not both")
+    status, hdrs, data = emu.request(method, API + path, body=body, params=params,
+                                     raw_body=raw_body, headers=headers, auth=auth)
+    assert status != 200, f"{method} {path} succeeded: {data[:300]!r}"
+    err = json.loads(data)
+    assert isinstance(err.get("code"), int), err
+    assert isinstance(err.get("message"), str) and err["message"], err
+    assert err.get("details") == [], err
+    return status, err
+
+
+def thread_ids(threads):
+    return [t.get("threadId", t.get("thread_id")) for t in threads]
+
+
+def list_all(emu, page_size=None, **params):
+    """Pages through ListThreads; returns (threads, number of pages)."""
+    threads, token, pages = [], None, 0
+    while True:
+        q = dict(params)
+        if page_size is not None:
+            q["pageSize"] = page_size
+        if token:
+            q["pageToken"] = token
+        page = emu.get("/threads", **q)
+        pages += 1
+        threads += page.get("threads", [])
+        token = page.get("nextPageToken")
+        if not token:
+            return threads, pages
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+class StreamClosed(Exception):
+    """The server closed a stream before its chunked body was complete."""
+
+
+class RawStream:
+    """A GET under the emulator read at the socket level: HTTP/1.1 with the
+    chunked body decoded here, so that a read may time out and be tried
+    again (http.client cannot go on after a timeout), and so that a stream
+    can be read message by message while it is still open."""
+
+    def __init__(self, emu, path, params=None, headers=None, timeout=30, auth=True):
+        if params:
+            path += "?" + urllib.parse.urlencode(params)
+        self.timeout = timeout
+        sock = socket.create_connection(("127.0.0.1", emu.port), timeout=timeout)
+        if emu.scheme == "https":
+            ctx = ssl.create_default_context(cafile=emu.tls[2])
+            sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+        self.sock = sock
+        hdrs = {"Host": f"127.0.0.1:{emu.port}", "Accept": "*/*", "Connection": "close"}
+        if auth and emu.token is not None:
+            hdrs["Authorization"] = f"Bearer {emu.token}"
+        hdrs.update(headers or {})
+        req = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        sock.sendall((req + "\r\n").encode())
+        self._raw = bytearray()  # received, not yet decoded
+        self._body = bytearray()  # decoded, not yet consumed
+        self._chunk_left = None  # bytes left in the current chunk; None: a size line is next
+        self._need_crlf = False
+        self.eof = False  # the socket reached end of file
+        self.complete = False  # the body ended as HTTP says it must
+        self.received = 0  # decoded body bytes so far
+        while b"\r\n\r\n" not in self._raw:
+            if not self._recv():
+                raise StreamClosed("connection closed before the response headers")
+        head, _, rest = bytes(self._raw).partition(b"\r\n\r\n")
+        self._raw = bytearray(rest)
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        self.length = None if self.chunked else int(self.headers.get("content-length", -1))
+        if self.length == -1:
+            self.length = None
+        self._decode()
+
+    def _recv(self):
+        data = self.sock.recv(1 << 20)
+        if not data:
+            self.eof = True
+            return False
+        self._raw += data
+        return True
+
+    def _decode(self):
+        if not self.chunked:
+            self.received += len(self._raw)
+            self._body += self._raw
+            self._raw.clear()
+            if self.length is not None and self.received >= self.length:
+                self.complete = True
+            return
+        while not self.complete:
+            if self._need_crlf:
+                if len(self._raw) < 2:
+                    return
+                assert self._raw[:2] == b"\r\n", "bad chunked framing"
+                del self._raw[:2]
+                self._need_crlf = False
+            if self._chunk_left is None:
+                i = self._raw.find(b"\r\n")
+                if i < 0:
+                    return
+                size = int(bytes(self._raw[:i]).split(b";")[0], 16)
+                del self._raw[: i + 2]
+                if size == 0:
+                    # the last chunk, then trailers up to an empty line
+                    if self._raw.find(b"\r\n") != 0 and b"\r\n\r\n" not in self._raw:
+                        self._chunk_left = -1
+                        return
+                    self.complete = True
+                    return
+                self._chunk_left = size
+            if self._chunk_left == -1:
+                if self._raw.find(b"\r\n") == 0 or b"\r\n\r\n" in self._raw:
+                    self.complete = True
+                return
+            n = min(self._chunk_left, len(self._raw))
+            if n == 0:
+                return
+            self._body += self._raw[:n]
+            self.received += n
+            del self._raw[:n]
+            self._chunk_left -= n
+            if self._chunk_left == 0:
+                self._chunk_left = None
+                self._need_crlf = True
+
+    def _more(self, timeout=None):
+        """Reads from the socket once; False at end of body. Raises
+        socket.timeout (TimeoutError) when nothing came within timeout."""
+        if self.complete:
+            return False
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            got = self._recv()
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not got:
+            return False
+        self._decode()
+        return True
+
+    def read_some(self, timeout=None):
+        """Some body bytes; b"" at the end of the body."""
+        while not self._body:
+            if not self._more(timeout):
+                break
+        out = bytes(self._body)
+        self._body.clear()
+        return out
+
+    def read_all(self):
+        """The rest of the body; raises StreamClosed if the server closed the
+        connection before the body was complete."""
+        while self._more():
+            pass
+        out = bytes(self._body)
+        self._body.clear()
+        if not self.complete:
+            raise StreamClosed(f"body ended after {self.received} bytes without its end")
+        return out
+
+    def idle(self, seconds):
+        """True when no byte arrives for seconds (any byte that does is
+        kept for later reads); False when bytes came or the body ended."""
+        if self._body or self.complete:
+            return False
+        try:
+            more = self._more(seconds)
+        except (socket.timeout, TimeoutError):
+            return True
+        if not more:
+            return False
+        return not self._body and not self.complete and self.idle(seconds)
+
+    def next_item(self, framing="ndjson", timeout=None):
+        """The next JSON item of an NDJSON or SSE stream; None at the end."""
+        sep = b"\n\n" if framing == "sse" else b"\n"
+        while True:
+            i = self._body.find(sep)
+            if i >= 0:
+                block = bytes(self._body[:i])
+                del self._body[: i + len(sep)]
+                if framing == "sse":
+                    payload = "".join(l[5:].lstrip() for l in block.decode().split("\n")
+                                      if l.startswith("data:"))
+                else:
+                    payload = block.decode().strip()
+                if payload:
+                    return json.loads(payload)
+                continue
+            if not self._more(timeout):
+                if not self.complete:
+                    raise StreamClosed(f"body ended after {self.received} bytes without its end")
+                assert not bytes(self._body).strip(), f"trailing bytes {bytes(self._body)[:100]!r}"
+                return None
+
+    def next_message(self, framing="ndjson", timeout=None):
+        """The next message with its result wrapper removed; None at the end.
+        An error item raises StreamError."""
+        item = self.next_item(framing, timeout)
+        if item is None:
+            return None
+        if set(item) == {"error"}:
+            raise StreamError(item["error"])
+        if set(item) == {"result"}:
+            return item["result"]
+        return item
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class StreamError(Exception):
+    def __init__(self, error):
+        super().__init__(f"stream error {error}")
+        self.error = error
+
+
+def raw_stream(emu, path, params=None, **kw):
+    """A RawStream for a path under /v1/scriptum."""
+    return RawStream(emu, API + path, params, **kw)
+
+
+def camel_key(key):
+    parts = key.split("_")
+    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+
+def camelize(value):
+    """Renames snake_case keys to camelCase everywhere but inside metadata."""
+    if isinstance(value, list):
+        return [camelize(v) for v in value]
+    if isinstance(value, dict):
+        return {camel_key(k): (v if k == "metadata" else camelize(v)) for k, v in value.items()}
+    return value
+
+
+def raw_request(emu, method, target, headers=None, body=b"", timeout=30):
+    """One HTTP/1.1 request with a request target given as raw bytes (which
+    http.client refuses to send when they are not ASCII); returns (status,
+    body bytes), or (None, b"") when the connection closed with no answer."""
+    sock = socket.create_connection(("127.0.0.1", emu.port), timeout=timeout)
+    try:
+        if emu.scheme == "https":
+            ctx = ssl.create_default_context(cafile=emu.tls[2])
+            sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+        hdrs = {"Host": f"127.0.0.1:{emu.port}", "Connection": "close"}
+        if emu.token is not None:
+            hdrs["Authorization"] = f"Bearer {emu.token}"
+        if body:
+            hdrs["Content-Length"] = str(len(body))
+        hdrs.update(headers or {})
+        head = method.encode() + b" " + target + b" HTTP/1.1\r\n" + b"".join(
+            f"{k}: {v}\r\n".encode("latin-1") for k, v in hdrs.items()) + b"\r\n"
+        sock.sendall(head + body)
+        data = bytearray()
+        while True:
+            try:
+                got = sock.recv(1 << 16)
+            except ConnectionResetError:
+                break
+            if not got:
+                break
+            data += got
+    finally:
+        sock.close()
+    if not data:
+        return None, b""
+    head, _, rest = bytes(data).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), rest
