@@ -322,10 +322,6 @@ def list_all(emu, page_size=None, **params):
             return threads, pages
 
 
-def b64(data):
-    return base64.b64encode(data).decode()
-
-
 class StreamClosed(Exception):
     """The server closed a stream before its chunked body was complete."""
 
@@ -536,15 +532,6 @@ def raw_stream(emu, path, params=None, **kw):
 def camel_key(key):
     parts = key.split("_")
     return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
-
-
-def camelize(value):
-    """Renames snake_case keys to camelCase everywhere but inside metadata."""
-    if isinstance(value, list):
-        return [camelize(v) for v in value]
-    if isinstance(value, dict):
-        return {camel_key(k): (v if k == "metadata" else camelize(v)) for k, v in value.items()}
-    return value
 
 
 def raw_request(emu, method, target, headers=None, body=b"", timeout=30):
