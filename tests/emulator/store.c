@@ -1508,39 +1508,10 @@ struct watch {
 	struct thread *t;
 	int step;         /* WatchStep: the plan index; -1 for WatchThread */
 	size_t next;      /* the next event to send */
-	int snapshot_due; /* the snapshot is not sent yet */
+	json_t *snapshot; /* taken with the cursor, sent first; NULL once sent */
 	int over;
+	int over_after_snapshot;
 };
-
-int
-store_watch(const char *id, const char *path, struct watch **out, struct api_err *e)
-{
-	struct watch *w;
-	struct thread *t;
-	int step = -1;
-
-	pthread_mutex_lock(&st.lock);
-	t = lookup(id, e);
-	if (t != NULL && path != NULL) {
-		step = find_step(t, path);
-		if (step < 0) {
-			api_fail(e, 5, "thread '%s' has no step '%s'", id, path);
-			t = NULL;
-		}
-	}
-	if (t == NULL) {
-		pthread_mutex_unlock(&st.lock);
-		return -1;
-	}
-	w = xcalloc(1, sizeof(*w));
-	w->t = t;
-	w->step = step;
-	w->next = t->nev;
-	w->snapshot_due = 1;
-	pthread_mutex_unlock(&st.lock);
-	*out = w;
-	return 0;
-}
 
 static int
 step_settled(int status)
@@ -1578,6 +1549,41 @@ render_event(const struct watch *w, int type, const struct event *ev, int64_t at
 }
 
 int
+store_watch(const char *id, const char *path, struct watch **out, struct api_err *e)
+{
+	struct watch *w;
+	struct thread *t;
+	int step = -1;
+
+	pthread_mutex_lock(&st.lock);
+	t = lookup(id, e);
+	if (t != NULL && path != NULL) {
+		step = find_step(t, path);
+		if (step < 0) {
+			api_fail(e, 5, "thread '%s' has no step '%s'", id, path);
+			t = NULL;
+		}
+	}
+	if (t == NULL) {
+		pthread_mutex_unlock(&st.lock);
+		return -1;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->t = t;
+	w->step = step;
+	w->next = t->nev;
+	/* the snapshot and the cursor are taken together, so that no event is
+	 * both in the snapshot and after it */
+	w->snapshot = render_event(w, EV_SNAPSHOT, NULL, now_ms());
+	if (wire_thread_status_terminal(t->status) ||
+	    (w->step >= 0 && step_settled(t->steps[w->step].status)))
+		w->over_after_snapshot = 1;
+	pthread_mutex_unlock(&st.lock);
+	*out = w;
+	return 0;
+}
+
+int
 watch_next(struct watch *w, json_t **msg, int wait_ms)
 {
 	struct thread *t = w->t;
@@ -1589,12 +1595,10 @@ watch_next(struct watch *w, json_t **msg, int wait_ms)
 		rc = -1;
 		goto out;
 	}
-	if (w->snapshot_due) {
-		w->snapshot_due = 0;
-		*msg = render_event(w, EV_SNAPSHOT, NULL, now_ms());
-		if (wire_thread_status_terminal(t->status) ||
-		    (w->step >= 0 && step_settled(t->steps[w->step].status)))
-			w->over = 1;
+	if (w->snapshot != NULL) {
+		*msg = w->snapshot;
+		w->snapshot = NULL;
+		w->over = w->over_after_snapshot;
 		rc = 1;
 		goto out;
 	}
@@ -1639,5 +1643,8 @@ out:
 void
 watch_free(struct watch *w)
 {
+	if (w == NULL)
+		return;
+	json_decref(w->snapshot);
 	free(w);
 }
