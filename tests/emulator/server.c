@@ -1206,23 +1206,23 @@ server_start(const struct server_opts *o, int *port, char *err, size_t errlen)
 		}
 		flags |= MHD_USE_TLS;
 	}
-	if (cert != NULL)
-		sv.mhd = MHD_start_daemon(
-		    flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-		    keep_url, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
-		    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_HTTPS_MEM_CERT, cert,
-		    MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
-	else
-		sv.mhd = MHD_start_daemon(
-		    flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-		    keep_url, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
-		    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_END);
+	{
+		struct MHD_OptionItem opts[] = {
+		    {MHD_OPTION_SOCK_ADDR, 0, &sa},
+		    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
+		    {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)keep_url, NULL},
+		    {MHD_OPTION_CONNECTION_LIMIT, 1024, NULL},
+		    {MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL},
+		    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 1 << 20, NULL},
+		    {MHD_OPTION_LISTEN_BACKLOG_SIZE, 256, NULL},
+		    {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert},
+		    {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+		    {MHD_OPTION_END, 0, NULL},
+		};
+
+		sv.mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_ARRAY,
+		                          opts, MHD_OPTION_END);
+	}
 	sv.cert = cert;
 	sv.key = key;
 	if (sv.mhd == NULL) {

@@ -1169,6 +1169,25 @@ find_step(const struct thread *t, const char *path)
 	return -1;
 }
 
+/* The thread id and, when path is not empty, the plan index of its step
+ * path in *step (-1 for none); NULL with the error set when either is
+ * unknown. Under the lock. */
+static struct thread *
+lookup_step(const char *id, const char *path, int *step, struct api_err *e)
+{
+	struct thread *t = lookup(id, e);
+
+	*step = -1;
+	if (t != NULL && path != NULL && path[0] != '\0') {
+		*step = find_step(t, path);
+		if (*step < 0) {
+			api_fail(e, 5, "thread '%s' has no step '%s'", id, path);
+			return NULL;
+		}
+	}
+	return t;
+}
+
 int
 store_result(const char *id, const struct result_query *q, json_t **out, struct api_err *e)
 {
@@ -1434,14 +1453,7 @@ store_step_stream(const char *id, const char *path, struct step_stream **out, st
 	int only = -1;
 
 	pthread_mutex_lock(&st.lock);
-	t = lookup(id, e);
-	if (t != NULL && path != NULL && path[0] != '\0') {
-		only = find_step(t, path);
-		if (only < 0) {
-			api_fail(e, 5, "thread '%s' has no step '%s'", id, path);
-			t = NULL;
-		}
-	}
+	t = lookup_step(id, path, &only, e);
 	if (t == NULL) {
 		pthread_mutex_unlock(&st.lock);
 		return -1;
@@ -1555,15 +1567,10 @@ store_watch(const char *id, const char *path, struct watch **out, struct api_err
 	struct thread *t;
 	int step = -1;
 
+	if (path != NULL && path[0] == '\0')
+		return api_fail(e, 5, "thread '%s' has no step ''", id);
 	pthread_mutex_lock(&st.lock);
-	t = lookup(id, e);
-	if (t != NULL && path != NULL) {
-		step = find_step(t, path);
-		if (step < 0) {
-			api_fail(e, 5, "thread '%s' has no step '%s'", id, path);
-			t = NULL;
-		}
-	}
+	t = lookup_step(id, path, &step, e);
 	if (t == NULL) {
 		pthread_mutex_unlock(&st.lock);
 		return -1;
