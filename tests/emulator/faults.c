@@ -134,10 +134,16 @@ faults_get(void)
 }
 
 void
-faults_for(const char *path, struct faults *out)
+faults_none(struct faults *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->cut_after = out->error_after = out->stall_after = -1;
+}
+
+void
+faults_for(const char *path, struct faults *out)
+{
+	faults_none(out);
 	pthread_mutex_lock(&fl.lock);
 	out->generation = fl.generation;
 	if (fl.match != NULL && strstr(path, fl.match) == NULL) {

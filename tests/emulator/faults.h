@@ -26,6 +26,8 @@ struct faults {
  * Returns 0, or -1 with a message for a body that makes no sense. */
 int faults_set(const json_t *body, char *err, size_t errlen);
 json_t *faults_get(void);
+/* No faults at all (what the control calls get). */
+void faults_none(struct faults *out);
 /* The faults that apply to this request; decides the error rate now. */
 void faults_for(const char *path, struct faults *out);
 unsigned faults_generation(void);

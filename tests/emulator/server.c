@@ -1069,8 +1069,7 @@ serve_raw_output(struct MHD_Connection *c, struct req *r, const char *path)
 		route_free(&rt);
 		return send_error(c, r, 5, "no such control call: %.200s", path);
 	}
-	memset(&none, 0, sizeof(none));
-	none.cut_after = none.error_after = none.stall_after = -1;
+	faults_none(&none);
 	s = stream_new(STREAM_RAW, &none);
 	s->max_chunk = 1u << 20;
 	rc = store_output(rt.seg[1], &s->payload, &s->meta, &e);

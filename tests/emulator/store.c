@@ -439,7 +439,7 @@ clock_main(void *arg)
 
 /* A thread is done at once with the given terminal status (seeding). */
 static void
-thread_settle(struct thread *t, int status, int64_t now)
+thread_settle(struct thread *t, int status)
 {
 	const struct script *s = t->script;
 	size_t stop_at = s->nplan, i;
@@ -499,7 +499,6 @@ thread_settle(struct thread *t, int status, int64_t now)
 			if (s->plan[i].container && s->plan[i].last >= stop_at)
 				t->steps[i].status = SS_RUNNING;
 	}
-	(void)now;
 	thread_close(t, status, at); /* a seeded thread has no history to replay */
 }
 
@@ -752,7 +751,7 @@ store_start(int with_threads)
 			t = thread_new(s, s->active_version, in, strlen(in));
 			t->created -=
 			    (int64_t)(st.cat->nseeds - i) * 60000 + (sd->count - k) * 1000;
-			thread_settle(t, wire_parse_thread_status(sd->status), now);
+			thread_settle(t, wire_parse_thread_status(sd->status));
 			if (t->out_kind != OUTPUT_NONE && sd->has_output_bytes) {
 				t->out_kind = OUTPUT_GENERATED;
 				t->out_bytes = sd->output_bytes;
@@ -1193,20 +1192,13 @@ store_result(const char *id, const struct result_query *q, json_t **out, struct 
 {
 	struct thread *t;
 	json_t *o, *steps, *details, *yields;
-	int only = -1;
+	int only;
 
 	pthread_mutex_lock(&st.lock);
-	t = lookup(id, e);
+	t = lookup_step(id, q->step_path, &only, e);
 	if (t == NULL) {
 		pthread_mutex_unlock(&st.lock);
 		return -1;
-	}
-	if (q->step_path != NULL && q->step_path[0] != '\0') {
-		only = find_step(t, q->step_path);
-		if (only < 0) {
-			pthread_mutex_unlock(&st.lock);
-			return api_fail(e, 5, "thread '%s' has no step '%s'", id, q->step_path);
-		}
 	}
 	o = json_object();
 	wire_set_str(o, "threadId", t->id);
@@ -1364,7 +1356,6 @@ store_seed(const json_t *req, json_t **out, struct api_err *e)
 	long long count, obytes = 0;
 	int status = TS_COMPLETED;
 	json_t *ids;
-	int64_t now = now_ms();
 
 	if (!json_is_object(req))
 		return api_fail(e, 3, "the request body must be a JSON object");
@@ -1402,7 +1393,7 @@ store_seed(const json_t *req, json_t **out, struct api_err *e)
 			               json_string_length(in));
 		else
 			t = thread_new(s, s->active_version, input, strlen(input));
-		thread_settle(t, status, now);
+		thread_settle(t, status);
 		if (t->out_kind != OUTPUT_NONE && ob != NULL) {
 			t->out_kind = OUTPUT_GENERATED;
 			t->out_bytes = (uint64_t)obytes;
