@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "errbuf.h"
 
 #define NSETTINGS      (CONFIG_TIMEOUT + 1)
 #define FILE_MAX       (1024 * 1024) /* a config file past this is a mistake */
@@ -76,27 +77,10 @@ struct layer {
 	const char *base_dir;   /* relative paths are relative to this */
 };
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Writes a message into the caller's buffer and returns rc. */
-static int
-fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static int
 no_memory(char *err, size_t errlen)
 {
-	return fail(err, errlen, -ENOMEM, "out of memory");
+	return errbuf_set(err, errlen, -ENOMEM, "out of memory");
 }
 
 const char *
@@ -292,17 +276,17 @@ open_regular(const char *path, struct stat *st, char *err, size_t errlen)
 	if (fd < 0) {
 		int rc = -errno;
 
-		return fail(err, errlen, rc, "%s: %s", path, strerror(-rc));
+		return errbuf_set(err, errlen, rc, "%s: %s", path, strerror(-rc));
 	}
 	if (fstat(fd, st) < 0) {
 		int rc = -errno;
 
 		close(fd);
-		return fail(err, errlen, rc, "%s: %s", path, strerror(-rc));
+		return errbuf_set(err, errlen, rc, "%s: %s", path, strerror(-rc));
 	}
 	if (!S_ISREG(st->st_mode)) {
 		close(fd);
-		return fail(err, errlen, -EINVAL, "%s: not a regular file", path);
+		return errbuf_set(err, errlen, -EINVAL, "%s: not a regular file", path);
 	}
 	return fd;
 }
@@ -310,9 +294,10 @@ open_regular(const char *path, struct stat *st, char *err, size_t errlen)
 static int
 refuse_readable(const char *path, const char *what, mode_t mode, char *err, size_t errlen)
 {
-	return fail(err, errlen, -EACCES,
-	            "%s: %s but is readable by group or others (mode %04o); run: chmod 600 %s",
-	            path, what, (unsigned)(mode & 07777), path);
+	return errbuf_set(
+	    err, errlen, -EACCES,
+	    "%s: %s but is readable by group or others (mode %04o); run: chmod 600 %s", path, what,
+	    (unsigned)(mode & 07777), path);
 }
 
 int
@@ -334,20 +319,20 @@ config_read_secret(const char *path, char **out, char *err, size_t errlen)
 	rc = read_capped(fd, SECRET_MAX, &buf, &len);
 	close(fd);
 	if (rc == -EFBIG)
-		return fail(err, errlen, rc, "%s: larger than %d KiB; not a secret", path,
-		            SECRET_MAX / 1024);
+		return errbuf_set(err, errlen, rc, "%s: larger than %d KiB; not a secret", path,
+		                  SECRET_MAX / 1024);
 	if (rc < 0)
-		return fail(err, errlen, rc, "%s: %s", path, strerror(-rc));
+		return errbuf_set(err, errlen, rc, "%s: %s", path, strerror(-rc));
 	while (len > 0 && strchr(" \t\r\n", buf[len - 1]) != NULL)
 		len--;
 	while (start < len && strchr(" \t\r\n", buf[start]) != NULL)
 		start++;
 	rc = 0;
 	if (start == len)
-		rc = fail(err, errlen, -EINVAL, "%s: is empty", path);
+		rc = errbuf_set(err, errlen, -EINVAL, "%s: is empty", path);
 	else if (has_control(buf + start, len - start))
-		rc = fail(err, errlen, -EINVAL,
-		          "%s: holds more than one line or a control character", path);
+		rc = errbuf_set(err, errlen, -EINVAL,
+		                "%s: holds more than one line or a control character", path);
 	if (rc < 0) {
 		explicit_bzero(buf, len);
 		free(buf);
@@ -469,13 +454,13 @@ scalar_dup(const struct file *f, const yaml_node_t *n, const char *key, char **o
 {
 	*out = NULL;
 	if (n->type != YAML_SCALAR_NODE)
-		return fail(err, errlen, -EINVAL, "%s:%zu: %s: expected a string, found %s",
-		            f->path, line_of(n), key, node_kind(n));
+		return errbuf_set(err, errlen, -EINVAL, "%s:%zu: %s: expected a string, found %s",
+		                  f->path, line_of(n), key, node_kind(n));
 	if (node_is_null(n))
 		return 0;
 	if (has_control((const char *)n->data.scalar.value, n->data.scalar.length))
-		return fail(err, errlen, -EINVAL, "%s:%zu: %s: holds a control character", f->path,
-		            line_of(n), key);
+		return errbuf_set(err, errlen, -EINVAL, "%s:%zu: %s: holds a control character",
+		                  f->path, line_of(n), key);
 	*out = strndup((const char *)n->data.scalar.value, n->data.scalar.length);
 	if (*out == NULL)
 		return no_memory(err, errlen);
@@ -521,8 +506,8 @@ static int
 check_key(const struct file *f, const yaml_node_t *k, char *err, size_t errlen)
 {
 	if (k->type != YAML_SCALAR_NODE)
-		return fail(err, errlen, -EINVAL, "%s:%zu: expected a key name, found %s", f->path,
-		            line_of(k), node_kind(k));
+		return errbuf_set(err, errlen, -EINVAL, "%s:%zu: expected a key name, found %s",
+		                  f->path, line_of(k), node_kind(k));
 	return 0;
 }
 
@@ -539,17 +524,19 @@ parse_profile(struct file *f, yaml_document_t *doc, const yaml_node_t *k, const 
 		return rc;
 	if (node_is_null(k) ||
 	    has_control((const char *)k->data.scalar.value, k->data.scalar.length))
-		return fail(err, errlen, -EINVAL, "%s:%zu: a profile needs a printable name",
-		            f->path, line_of(k));
+		return errbuf_set(err, errlen, -EINVAL, "%s:%zu: a profile needs a printable name",
+		                  f->path, line_of(k));
 	for (size_t i = 0; i < f->nprofiles; i++)
 		if (strcmp(f->profiles[i].name, (const char *)k->data.scalar.value) == 0)
-			return fail(err, errlen, -EINVAL,
-			            "%s:%zu: profile \"%s\" is defined twice (first at line %zu)",
-			            f->path, line_of(k), f->profiles[i].name, f->profiles[i].line);
+			return errbuf_set(
+			    err, errlen, -EINVAL,
+			    "%s:%zu: profile \"%s\" is defined twice (first at line %zu)", f->path,
+			    line_of(k), f->profiles[i].name, f->profiles[i].line);
 	if (v->type != YAML_MAPPING_NODE && !node_is_null(v))
-		return fail(err, errlen, -EINVAL,
-		            "%s:%zu: profile \"%s\": expected a mapping of settings, found %s",
-		            f->path, line_of(v), (const char *)k->data.scalar.value, node_kind(v));
+		return errbuf_set(
+		    err, errlen, -EINVAL,
+		    "%s:%zu: profile \"%s\": expected a mapping of settings, found %s", f->path,
+		    line_of(v), (const char *)k->data.scalar.value, node_kind(v));
 
 	grown = realloc(f->profiles, (f->nprofiles + 1) * sizeof(*grown));
 	if (grown == NULL)
@@ -582,9 +569,10 @@ parse_profile(struct file *f, yaml_document_t *doc, const yaml_node_t *k, const 
 			continue;
 		}
 		if (p->vline[i] != 0)
-			return fail(err, errlen, -EINVAL,
-			            "%s:%zu: %s is set twice in profile \"%s\" (first at line %zu)",
-			            f->path, line_of(pk), field_names[i], p->name, p->vline[i]);
+			return errbuf_set(
+			    err, errlen, -EINVAL,
+			    "%s:%zu: %s is set twice in profile \"%s\" (first at line %zu)",
+			    f->path, line_of(pk), field_names[i], p->name, p->vline[i]);
 		p->vline[i] = line_of(pk);
 		rc = scalar_dup(f, pv, field_names[i], &p->v[i], err, errlen);
 		if (rc < 0)
@@ -608,9 +596,9 @@ parse_root(struct file *f, yaml_document_t *doc, const yaml_node_t *root, struct
 	if (root == NULL || node_is_null(root))
 		return 0;
 	if (root->type != YAML_MAPPING_NODE)
-		return fail(err, errlen, -EINVAL,
-		            "%s:%zu: expected a mapping (profile:, profiles:), found %s", f->path,
-		            line_of(root), node_kind(root));
+		return errbuf_set(err, errlen, -EINVAL,
+		                  "%s:%zu: expected a mapping (profile:, profiles:), found %s",
+		                  f->path, line_of(root), node_kind(root));
 	for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
 	     pair < root->data.mapping.pairs.top; pair++) {
 		yaml_node_t *k = yaml_document_get_node(doc, pair->key);
@@ -623,26 +611,28 @@ parse_root(struct file *f, yaml_document_t *doc, const yaml_node_t *root, struct
 		key = (const char *)k->data.scalar.value;
 		if (strcmp(key, "profile") == 0) {
 			if (f->profile_line != 0)
-				return fail(err, errlen, -EINVAL,
-				            "%s:%zu: profile is set twice (first at line %zu)",
-				            f->path, line_of(k), f->profile_line);
+				return errbuf_set(
+				    err, errlen, -EINVAL,
+				    "%s:%zu: profile is set twice (first at line %zu)", f->path,
+				    line_of(k), f->profile_line);
 			f->profile_line = line_of(k);
 			rc = scalar_dup(f, v, "profile", &f->profile, err, errlen);
 			if (rc < 0)
 				return rc;
 		} else if (strcmp(key, "profiles") == 0) {
 			if (profiles_line != 0)
-				return fail(err, errlen, -EINVAL,
-				            "%s:%zu: profiles is set twice (first at line %zu)",
-				            f->path, line_of(k), profiles_line);
+				return errbuf_set(
+				    err, errlen, -EINVAL,
+				    "%s:%zu: profiles is set twice (first at line %zu)", f->path,
+				    line_of(k), profiles_line);
 			profiles_line = line_of(k);
 			if (node_is_null(v))
 				continue;
 			if (v->type != YAML_MAPPING_NODE)
-				return fail(err, errlen, -EINVAL,
-				            "%s:%zu: profiles: expected a mapping of profile "
-				            "names, found %s",
-				            f->path, line_of(v), node_kind(v));
+				return errbuf_set(err, errlen, -EINVAL,
+				                  "%s:%zu: profiles: expected a mapping of profile "
+				                  "names, found %s",
+				                  f->path, line_of(v), node_kind(v));
 			for (yaml_node_pair_t *pp = v->data.mapping.pairs.start;
 			     pp < v->data.mapping.pairs.top; pp++) {
 				rc = parse_profile(f, doc, yaml_document_get_node(doc, pp->key),
@@ -679,15 +669,15 @@ parse_yaml(struct file *f, const char *buf, size_t len, struct warnings *w, char
 		if (parser.error == YAML_MEMORY_ERROR)
 			rc = no_memory(err, errlen);
 		else if (parser.context != NULL)
-			rc = fail(err, errlen, -EINVAL,
-			          "%s:%zu: YAML syntax error: %s (%s at line %zu)", f->path,
-			          parser.problem_mark.line + 1,
-			          parser.problem != NULL ? parser.problem : "unreadable",
-			          parser.context, parser.context_mark.line + 1);
+			rc = errbuf_set(err, errlen, -EINVAL,
+			                "%s:%zu: YAML syntax error: %s (%s at line %zu)", f->path,
+			                parser.problem_mark.line + 1,
+			                parser.problem != NULL ? parser.problem : "unreadable",
+			                parser.context, parser.context_mark.line + 1);
 		else
-			rc = fail(err, errlen, -EINVAL, "%s:%zu: YAML syntax error: %s", f->path,
-			          parser.problem_mark.line + 1,
-			          parser.problem != NULL ? parser.problem : "unreadable");
+			rc = errbuf_set(err, errlen, -EINVAL, "%s:%zu: YAML syntax error: %s",
+			                f->path, parser.problem_mark.line + 1,
+			                parser.problem != NULL ? parser.problem : "unreadable");
 		yaml_parser_delete(&parser);
 		return rc;
 	}
@@ -708,7 +698,7 @@ file_load(struct file *f, bool explicit, struct warnings *w, char *err, size_t e
 
 	fd = open_regular(f->path, &st, err, errlen);
 	if (fd == -ENOENT && explicit)
-		return fail(err, errlen, fd, "%s: no such config file", f->path);
+		return errbuf_set(err, errlen, fd, "%s: no such config file", f->path);
 	if ((fd == -ENOENT || fd == -ENOTDIR) && !explicit) {
 		if (err != NULL && errlen > 0)
 			err[0] = '\0';
@@ -719,10 +709,10 @@ file_load(struct file *f, bool explicit, struct warnings *w, char *err, size_t e
 	rc = read_capped(fd, FILE_MAX, &buf, &len);
 	close(fd);
 	if (rc == -EFBIG)
-		return fail(err, errlen, -EINVAL, "%s: larger than %d MiB", f->path,
-		            FILE_MAX / (1024 * 1024));
+		return errbuf_set(err, errlen, -EINVAL, "%s: larger than %d MiB", f->path,
+		                  FILE_MAX / (1024 * 1024));
 	if (rc < 0)
-		return fail(err, errlen, rc, "%s: %s", f->path, strerror(-rc));
+		return errbuf_set(err, errlen, rc, "%s: %s", f->path, strerror(-rc));
 	f->found = true;
 	f->mode = st.st_mode;
 	rc = parse_yaml(f, buf, len, w, err, errlen);
@@ -804,9 +794,9 @@ expand_path(const char *path, const char *home, const char *base_dir, char **out
 	*out = NULL;
 	if (path[0] == '~' && (path[1] == '/' || path[1] == '\0')) {
 		if (home == NULL)
-			return fail(err, errlen, -EINVAL,
-			            "%s: cannot expand ~: no home directory ($HOME is not set)",
-			            what);
+			return errbuf_set(
+			    err, errlen, -EINVAL,
+			    "%s: cannot expand ~: no home directory ($HOME is not set)", what);
 		n = asprintf(out, "%s%s", home, path + 1);
 	} else if (path[0] == '/') {
 		n = (*out = strdup(path)) != NULL ? 0 : -1;
@@ -883,26 +873,27 @@ check_credentials(const struct layer *l, const struct config *c, char *err, size
 
 	layer_name(l, c, where, sizeof(where));
 	if (v[CONFIG_TOKEN] && v[CONFIG_TOKEN_FILE])
-		return fail(err, errlen, -EINVAL, "%s: set token or token_file, not both", where);
+		return errbuf_set(err, errlen, -EINVAL, "%s: set token or token_file, not both",
+		                  where);
 	if ((v[CONFIG_TOKEN] || v[CONFIG_TOKEN_FILE]) && oauth)
-		return fail(err, errlen, -EINVAL,
-		            "%s: set a token or client credentials (token_url, client_id, "
-		            "client_secret_file), not both",
-		            where);
+		return errbuf_set(err, errlen, -EINVAL,
+		                  "%s: set a token or client credentials (token_url, client_id, "
+		                  "client_secret_file), not both",
+		                  where);
 	if (!oauth)
 		return 0;
 	if (v[CONFIG_CLIENT_SECRET] && v[CONFIG_CLIENT_SECRET_FILE])
-		return fail(err, errlen, -EINVAL,
-		            "%s: set client_secret or client_secret_file, not both", where);
+		return errbuf_set(err, errlen, -EINVAL,
+		                  "%s: set client_secret or client_secret_file, not both", where);
 	if (!v[CONFIG_TOKEN_URL] || !v[CONFIG_CLIENT_ID] ||
 	    !(v[CONFIG_CLIENT_SECRET] || v[CONFIG_CLIENT_SECRET_FILE]))
-		return fail(err, errlen, -EINVAL,
-		            "%s: client credentials need token_url, client_id and "
-		            "client_secret_file (missing %s)",
-		            where,
-		            !v[CONFIG_TOKEN_URL]   ? "token_url"
-		            : !v[CONFIG_CLIENT_ID] ? "client_id"
-		                                   : "client_secret_file");
+		return errbuf_set(err, errlen, -EINVAL,
+		                  "%s: client credentials need token_url, client_id and "
+		                  "client_secret_file (missing %s)",
+		                  where,
+		                  !v[CONFIG_TOKEN_URL]   ? "token_url"
+		                  : !v[CONFIG_CLIENT_ID] ? "client_id"
+		                                         : "client_secret_file");
 	return 0;
 }
 
@@ -945,10 +936,10 @@ select_profile(const struct config_overrides *ov, struct config *c, const struct
 		return 0;
 
 	if (!f->found)
-		return fail(err, errlen, -ENOENT,
-		            "profile \"%s\" (%s) not found: no config file %s", name,
-		            src == CONFIG_SRC_ENV ? "SCRIPTUM_PROFILE" : config_source_name(src),
-		            c->path != NULL ? c->path : "(no home directory)");
+		return errbuf_set(
+		    err, errlen, -ENOENT, "profile \"%s\" (%s) not found: no config file %s", name,
+		    src == CONFIG_SRC_ENV ? "SCRIPTUM_PROFILE" : config_source_name(src),
+		    c->path != NULL ? c->path : "(no home directory)");
 	m = open_memstream(&list, &listlen);
 	if (m == NULL)
 		return no_memory(err, errlen);
@@ -961,14 +952,14 @@ select_profile(const struct config_overrides *ov, struct config *c, const struct
 		return no_memory(err, errlen);
 	}
 	if (src == CONFIG_SRC_FILE)
-		rc = fail(err, errlen, -ENOENT,
-		          "%s:%zu: profile \"%s\" is not defined; profiles: %s", c->path,
-		          f->profile_line, name, list);
+		rc = errbuf_set(err, errlen, -ENOENT,
+		                "%s:%zu: profile \"%s\" is not defined; profiles: %s", c->path,
+		                f->profile_line, name, list);
 	else
-		rc =
-		    fail(err, errlen, -ENOENT, "profile \"%s\" (%s) not found in %s; profiles: %s",
-		         name, src == CONFIG_SRC_ENV ? "SCRIPTUM_PROFILE" : config_source_name(src),
-		         c->path, list);
+		rc = errbuf_set(
+		    err, errlen, -ENOENT, "profile \"%s\" (%s) not found in %s; profiles: %s", name,
+		    src == CONFIG_SRC_ENV ? "SCRIPTUM_PROFILE" : config_source_name(src), c->path,
+		    list);
 	free(list);
 	return rc;
 }
@@ -1084,15 +1075,16 @@ take(struct config *c, const struct layer *l, int f, const char *home, char *err
 		return 0;
 	origin_name(l, c, f, where, sizeof(where));
 	if (has_control(v, strlen(v)))
-		return fail(err, errlen, -EINVAL, "%s: holds a control character", where);
+		return errbuf_set(err, errlen, -EINVAL, "%s: holds a control character", where);
 	c->source[f] = l->src;
 	c->env_var[f] = l->env_var[f];
 	if (f == CONFIG_TIMEOUT) {
 		if (config_parse_duration(v, &c->timeout_ms) < 0)
-			return fail(err, errlen, -EINVAL, "%s: \"%.40s\" is not a duration; %s",
-			            where, v, DURATION_HINT);
+			return errbuf_set(err, errlen, -EINVAL,
+			                  "%s: \"%.40s\" is not a duration; %s", where, v,
+			                  DURATION_HINT);
 		if (c->timeout_ms == 0)
-			return fail(err, errlen, -EINVAL, "%s: must be more than 0", where);
+			return errbuf_set(err, errlen, -EINVAL, "%s: must be more than 0", where);
 		return 0;
 	}
 	if (is_path_field(f)) {

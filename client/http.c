@@ -44,6 +44,7 @@
 
 #include "b64.h"
 #include "config.h"
+#include "errbuf.h"
 #include "errmap.h"
 #include "http.h"
 
@@ -228,22 +229,6 @@ has_control(const char *s)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return true;
 	return false;
-}
-
-static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
 }
 
 /* ---- errors ---- */
@@ -609,43 +594,43 @@ auth_init(struct auth *a, const struct http_options *o, char *err, size_t errlen
 	pthread_condattr_destroy(&ca);
 
 	if (n > 1)
-		return set_err(err, errlen, -EINVAL,
-		               "give one of token, token_file and token_url, not several");
+		return errbuf_set(err, errlen, -EINVAL,
+		                  "give one of token, token_file and token_url, not several");
 	if (!set(o->token_url) &&
 	    (set(o->client_id) || set(o->client_secret) || set(o->client_secret_file)))
-		return set_err(err, errlen, -EINVAL, "client credentials need a token_url");
+		return errbuf_set(err, errlen, -EINVAL, "client credentials need a token_url");
 	if (set(o->token)) {
 		if (has_control(o->token) || strchr(o->token, ' ') != NULL)
-			return set_err(err, errlen, -EINVAL,
-			               "the token holds a space or a control character");
+			return errbuf_set(err, errlen, -EINVAL,
+			                  "the token holds a space or a control character");
 		a->kind = AUTH_STATIC;
 		a->token = strdup(o->token);
-		return a->token != NULL ? 0 : set_err(err, errlen, -ENOMEM, "out of memory");
+		return a->token != NULL ? 0 : errbuf_set(err, errlen, -ENOMEM, "out of memory");
 	}
 	if (set(o->token_file)) {
 		a->kind = AUTH_FILE;
 		a->stale = true;
 		return dup_opt(o->token_file, &a->path)
 		           ? 0
-		           : set_err(err, errlen, -ENOMEM, "out of memory");
+		           : errbuf_set(err, errlen, -ENOMEM, "out of memory");
 	}
 	if (set(o->token_url)) {
 		if (!set(o->client_id))
-			return set_err(err, errlen, -EINVAL, "token_url needs a client_id");
+			return errbuf_set(err, errlen, -EINVAL, "token_url needs a client_id");
 		if (set(o->client_secret) == set(o->client_secret_file))
-			return set_err(
+			return errbuf_set(
 			    err, errlen, -EINVAL,
 			    "token_url needs one of client_secret and client_secret_file");
 		if (strncmp(o->token_url, "http://", 7) != 0 &&
 		    strncmp(o->token_url, "https://", 8) != 0)
-			return set_err(err, errlen, -EINVAL,
-			               "token_url must be an http:// or https:// URL");
+			return errbuf_set(err, errlen, -EINVAL,
+			                  "token_url must be an http:// or https:// URL");
 		a->kind = AUTH_OAUTH;
 		if (!dup_opt(o->token_url, &a->token_url) ||
 		    !dup_opt(o->client_id, &a->client_id) ||
 		    !dup_opt(o->client_secret, &a->client_secret) ||
 		    !dup_opt(o->client_secret_file, &a->secret_file))
-			return set_err(err, errlen, -ENOMEM, "out of memory");
+			return errbuf_set(err, errlen, -ENOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -696,10 +681,10 @@ header_line(const char *name, const char *value, char **out, char *err, size_t e
 	if (!set(value))
 		return 0;
 	if (has_control(value))
-		return set_err(err, errlen, -EINVAL, "%s holds a control character", name);
+		return errbuf_set(err, errlen, -EINVAL, "%s holds a control character", name);
 	if (asprintf(out, "%s: %s", name, value) < 0) {
 		*out = NULL;
-		return set_err(err, errlen, -ENOMEM, "out of memory");
+		return errbuf_set(err, errlen, -ENOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -714,19 +699,21 @@ http_client_new(const struct http_options *o, struct http_client **out, char *er
 	*out = NULL;
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK)
-		return set_err(err, errlen, -ENOMEM, "libcurl: %s", curl_easy_strerror(global_rc));
+		return errbuf_set(err, errlen, -ENOMEM, "libcurl: %s",
+		                  curl_easy_strerror(global_rc));
 	if (!set(o->endpoint))
-		return set_err(err, errlen, -EINVAL, "no endpoint");
+		return errbuf_set(err, errlen, -EINVAL, "no endpoint");
 	if ((strncmp(o->endpoint, "http://", 7) != 0 && strncmp(o->endpoint, "https://", 8) != 0) ||
 	    has_control(o->endpoint))
-		return set_err(err, errlen, -EINVAL,
-		               "the endpoint must be an http:// or https:// URL");
+		return errbuf_set(err, errlen, -EINVAL,
+		                  "the endpoint must be an http:// or https:// URL");
 	if (set(o->ca_file) && access(o->ca_file, R_OK) != 0)
-		return set_err(err, errlen, -errno, "ca_file %s: %s", o->ca_file, strerror(errno));
+		return errbuf_set(err, errlen, -errno, "ca_file %s: %s", o->ca_file,
+		                  strerror(errno));
 
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
-		return set_err(err, errlen, -ENOMEM, "out of memory");
+		return errbuf_set(err, errlen, -ENOMEM, "out of memory");
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_lock[i], NULL);
 	pthread_mutex_init(&c->pool_lock, NULL);
@@ -747,7 +734,7 @@ http_client_new(const struct http_options *o, struct http_client **out, char *er
 	rc = -ENOMEM;
 	if (!dup_opt(o->endpoint, &c->endpoint) || !dup_opt(o->ca_file, &c->ca_file) ||
 	    !dup_opt(set(o->user_agent) ? o->user_agent : "libscriptum", &c->user_agent)) {
-		set_err(err, errlen, rc, "out of memory");
+		errbuf_set(err, errlen, rc, "out of memory");
 		goto fail;
 	}
 	n = strlen(c->endpoint);
@@ -766,7 +753,7 @@ http_client_new(const struct http_options *o, struct http_client **out, char *er
 	    curl_share_setopt(c->share, CURLSHOPT_USERDATA, c) ||
 	    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
 	    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)) {
-		set_err(err, errlen, rc, "libcurl: cannot make a share handle");
+		errbuf_set(err, errlen, rc, "libcurl: cannot make a share handle");
 		goto fail;
 	}
 	*out = c;
