@@ -109,7 +109,8 @@ fuzz-run: $(FUZZ_BIN)
 	done
 
 # what the fuzzed parsers are made of; no network code
-FUZZ_LIB     := client/stream.c client/errmap.c client/b64.c
+FUZZ_LIB     := client/stream.c client/errmap.c client/b64.c client/model.c client/jsontext.c \
+		client/errbuf.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p $(@D)

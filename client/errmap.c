@@ -444,3 +444,29 @@ errmap_parse_body(const void *body, size_t len, int http_status, struct errmap_s
 	if (out->message[0] == '\0')
 		fallback_message(out);
 }
+
+int
+errmap_exit_code(int err)
+{
+	switch (err) {
+	case EINTR:
+		return 1;
+	case EINVAL:
+		return 2;
+	case EACCES:
+		return 3;
+	case ENOENT:
+		return 5;
+	case EEXIST:
+		return 6;
+	case EAGAIN:
+		return 7;
+	case ETIMEDOUT:
+		return 8;
+	case EIO:
+	case EPIPE:
+		return 9;
+	default:
+		return 10;
+	}
+}

@@ -75,6 +75,13 @@ void errmap_parse_body(const void *body, size_t len, int http_status, struct err
  */
 void errmap_from_json(const json_t *body, int http_status, struct errmap_status *out);
 
+/*
+ * The CLI's exit status (SPEC §5) for a failure known only by its errno
+ * (no HTTP answer): a timeout, a dead server, an interrupt, a reply that
+ * could not be parsed. err is positive.
+ */
+int errmap_exit_code(int err);
+
 /* "NOT_FOUND" for 5; "UNKNOWN_CODE" for anything out of range. Static string. */
 const char *errmap_grpc_name(int code);
 

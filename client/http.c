@@ -233,29 +233,6 @@ has_control(const char *s)
 
 /* ---- errors ---- */
 
-static int
-exit_for_errno(int err)
-{
-	switch (err) {
-	case EINTR:
-		return 1;
-	case EINVAL:
-		return 2;
-	case EACCES:
-		return 3;
-	case ENOENT:
-		return 5;
-	case EAGAIN:
-		return 7;
-	case ETIMEDOUT:
-		return 8;
-	case EIO:
-		return 9;
-	default:
-		return 10;
-	}
-}
-
 /* Replaces every occurrence of secret in msg (in place) with "<redacted>". */
 static void
 scrub(char *msg, size_t size, const char *secret)
@@ -289,7 +266,7 @@ fail(struct http_error *e, int err, const char *fmt, ...)
 	e->err = err;
 	e->http_status = 0;
 	e->grpc_code = -1;
-	e->exit_code = exit_for_errno(err);
+	e->exit_code = errmap_exit_code(err);
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
