@@ -37,7 +37,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 C_FILES  := $(shell find client fs mount-helper tests bench -name '*.[ch]' 2>/dev/null)
 
-BINARIES := $(BUILD)/scriptum-emulator
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+
+BINARIES := $(BUILD)/scriptum-emulator $(BUILD)/scriptum
 
 .PHONY: all deps build unit check check-format check-man format integration conformance-asan \
 	fuzz fuzz-run demo demo-stop bench clean
@@ -129,6 +131,9 @@ clean:
 	rm -rf build
 
 $(BUILD)/scriptum-emulator: $(BUILD)/obj/tests/emulator/main.o $(BUILD)/libemu.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/scriptum: $(CLI_OBJ) $(BUILD)/libscriptum.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/libemu.a: $(EMU_OBJ)

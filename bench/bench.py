@@ -4,19 +4,25 @@ Emulator figures (the emulator must never be what limits later benchmarks):
   * StreamThreadResult of a 1 GiB output to curl, against curl of the same
     bytes raw from /_emulator/threads/{id}/output;
   * ListThreads pages per second over 100,000 threads.
+CLI figures:
+  * `scriptum thread result --save` of a 1 GiB output, against curl writing
+    the same result stream to a file in the same directory; and the CLI's
+    peak RSS while it does.
 Timings are medians of a few runs; nothing here is a pass/fail assertion.
 """
 
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from harness import API, Emulator  # noqa: E402
+from harness import API, BUILD, Emulator  # noqa: E402
 
 GiB = 1 << 30
 RUNS = 3
@@ -87,11 +93,55 @@ def bench_list(emu):
         row(f"threads/s at pageSize={size}", threads / secs, "thr/s")
 
 
+def timed_run(cmd):
+    """Wall seconds and peak RSS (KiB) of one command, which must succeed."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    secs = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err[-500:]}")
+    return secs, usage.ru_maxrss
+
+
+def bench_cli_save(emu):
+    tid = emu.seed("bigreport", 1, outputBytes=GiB)[0]
+    scriptum = os.path.join(BUILD, "scriptum")
+    work = tempfile.mkdtemp(prefix="scriptum-bench-")
+    curl_s, cli_s, rss = [], [], []
+    try:
+        for _ in range(RUNS):
+            # curl first, then the CLI, so neither always has the warmer cache
+            secs, _ = timed_run(["curl", "-sS", "-o", os.path.join(work, "stream"),
+                                 f"{emu.url}{API}/threads/{tid}/result/stream"])
+            curl_s.append(secs)
+            os.unlink(os.path.join(work, "stream"))
+            secs, kib = timed_run([scriptum, "--api-endpoint", emu.url, "thread", "result",
+                                   tid, "--save", os.path.join(work, "saved")])
+            size = os.path.getsize(os.path.join(work, "saved", "output.json"))
+            assert size == GiB, size
+            shutil.rmtree(os.path.join(work, "saved"))
+            cli_s.append(secs)
+            rss.append(kib)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    curl_t, cli_t = statistics.median(curl_s), statistics.median(cli_s)
+    print("scriptum thread result --save, 1 GiB output (median of %d)" % RUNS)
+    row("output throughput vs curl writing the stream", GiB / cli_t / 1e9, "GB/s",
+        GiB / curl_t / 1e9, ">= 0.8x curl")
+    row("peak RSS of scriptum", max(rss) / 1024, "MiB", None, "<= 32 MiB")
+
+
 def main():
     print(f"scriptumfs benchmarks ({os.uname().nodename}, {os.cpu_count()} cores)\n")
     emu = Emulator()
     try:
         bench_stream(emu)
+        print()
+        bench_cli_save(emu)
         print()
         bench_list(emu)
     finally:
