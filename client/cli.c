@@ -24,6 +24,9 @@
 
 volatile int cli_signal;
 
+/* For the life of the process: the signal thread may fire it at any time. */
+static struct http_abort *abort_handle;
+
 static const char usage_text[] =
     "usage: scriptum [global flags] thread <command> [flags] [args]\n"
     "       scriptum [global flags] health\n"
@@ -101,18 +104,18 @@ cli_api_error(const struct http_error *e)
 /* ---- signals ---- */
 
 static void *
-signal_thread(void *arg)
+signal_thread(void *unused)
 {
-	struct http_abort *abort = arg;
 	sigset_t set;
 	int sig;
 
+	(void)unused;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	if (sigwait(&set, &sig) == 0) {
 		cli_signal = sig;
-		http_abort(abort);
+		http_abort(abort_handle);
 	}
 	return NULL;
 }
@@ -120,7 +123,7 @@ signal_thread(void *arg)
 /* SIGINT and SIGTERM are taken by a thread of their own, which aborts every
  * transfer; the code that is interrupted cleans up and exits 130 or 143. */
 static int
-signals_start(struct http_abort *abort)
+signals_start(void)
 {
 	sigset_t set;
 	pthread_t t;
@@ -130,7 +133,7 @@ signals_start(struct http_abort *abort)
 	sigaddset(&set, SIGTERM);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return -1;
-	if (pthread_create(&t, NULL, signal_thread, abort) != 0)
+	if (pthread_create(&t, NULL, signal_thread, NULL) != 0)
 		return -1;
 	pthread_detach(t);
 	return 0;
@@ -207,6 +210,7 @@ static const struct flag flags[] = {
 
 struct globals {
 	const char *output;
+	char *token_copy; /* --token's value, moved out of argv (owned) */
 	struct config_overrides ov;
 	bool help;
 	bool version;
@@ -355,13 +359,15 @@ known_command(const char *s)
 
 /* Hides a token given on the command line from ps(1): the value is copied
  * and argv's bytes overwritten. */
-static const char *
+static char *
 hide(char *value)
 {
 	char *copy = strdup(value);
 
-	if (copy == NULL)
-		return value;
+	if (copy == NULL) {
+		fputs("scriptum: out of memory\n", stderr);
+		exit(EXIT_INTERNAL);
+	}
 	memset(value, 'x', strlen(value));
 	return copy;
 }
@@ -431,8 +437,10 @@ parse(int argc, char **argv, struct globals *g, struct cli_args *a, const char *
 				return cli_fail(EXIT_INVALID, "--%s needs a value", f->name);
 			value = argv[++i];
 		}
-		if (f->id == F_TOKEN)
-			value = hide((char *)value);
+		if (f->id == F_TOKEN) {
+			free(g->token_copy);
+			value = g->token_copy = hide((char *)value);
+		}
 		if ((rc = set_flag(f, value, g, a)) != 0)
 			return rc;
 	}
@@ -508,6 +516,9 @@ connect_api(struct cli *c, struct globals *g)
 	o.user_agent = "scriptum/" CLI_VERSION;
 	if (o.deadline_ms == 0)
 		o.deadline_ms = HTTP_DEADLINE_MS;
+	/* a stream has no deadline, but need not wait in silence longer than a call */
+	if (o.deadline_ms < HTTP_STALL_MS)
+		o.stall_ms = o.deadline_ms;
 	c->call_timeout_ms = o.deadline_ms;
 	rc = api_new(&o, &c->api, err, sizeof(err));
 	config_free(cfg);
@@ -539,11 +550,13 @@ main(int argc, char **argv)
 		return rc;
 	c.tty_out = isatty(STDOUT_FILENO);
 	c.tty_err = isatty(STDERR_FILENO);
-	if ((c.abort = http_abort_new()) == NULL)
+	if ((c.abort = abort_handle = http_abort_new()) == NULL)
 		return cli_fail(EXIT_INTERNAL, "out of memory");
-	if (signals_start(c.abort) != 0)
+	if (signals_start() != 0)
 		return cli_fail(EXIT_INTERNAL, "cannot set up signal handling");
-	if ((rc = connect_api(&c, &g)) != 0)
+	rc = connect_api(&c, &g);
+	free(g.token_copy);
+	if (rc != 0)
 		return rc;
 	if (strcmp(a.command, "health") == 0)
 		rc = cli_health(&c);

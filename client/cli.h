@@ -106,7 +106,9 @@ int cli_follow(struct cli *c, const char *id, FILE *out, struct model_thread *fi
 
 /* ---- cli_save.c: the thread directory ---- */
 
-/* Writes the thread directory of id into dir. Returns an exit status. */
+/* Writes the thread directory of id into dir. Returns an exit status: 0,
+ * 1 when the thread failed or was cancelled (its directory is still saved),
+ * or the failure's. */
 int cli_save(struct cli *c, const char *id, const char *dir);
 
 /* ---- commands (cli_thread.c) ---- */

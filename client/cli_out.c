@@ -511,11 +511,12 @@ cli_print_thread_detail(struct cli *c, const struct model_thread *t)
 	printf("Status:    %s\n", status_word(t));
 	if (t->total_steps > 0 || t->current_step_path[0] != '\0') {
 		printf("Step:      ");
-		if (t->current_step_path[0] != '\0')
+		if (t->current_step_path[0] != '\0' && t->total_steps > 0)
+			printf("%s of %" PRId64, t->current_step_path, t->total_steps);
+		else if (t->current_step_path[0] != '\0')
 			printf("%s", t->current_step_path);
-		if (t->total_steps > 0)
-			printf("%s%" PRId64 " steps", t->current_step_path[0] ? " of " : "",
-			       t->total_steps);
+		else
+			printf("%" PRId64 " steps", t->total_steps);
 		if (t->current_step_name[0] != '\0')
 			printf(": %s", t->current_step_name);
 		putchar('\n');

@@ -419,6 +419,9 @@ cli_save(struct cli *c, const char *id, const char *dir)
 		cli_warn("thread %s is %s: saved what is known now (no output.json yet)", id,
 		         model_thread_status_word(t.status));
 	}
+	/* a saved failure is still a failure, as for `result` without --save */
+	if (model_thread_terminal(t.status) && t.status != MODEL_THREAD_COMPLETED)
+		status = EXIT_THREAD_FAILED;
 	cli_bytes(size, sizeof(size), s.written);
 	fprintf(stderr, "saved thread %s to %s: %s%s, %zu step%s\n", id, dir,
 	        has_output(&t, &r) ? "output " : "no output", has_output(&t, &r) ? size : "",

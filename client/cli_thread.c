@@ -368,7 +368,8 @@ cmd_list(struct cli *c, const struct cli_args *a)
 		}
 		all = grown;
 		/* the entries move over; the page keeps nothing */
-		memcpy(all + n, page.threads, page.n_threads * sizeof(*all));
+		if (page.n_threads > 0)
+			memcpy(all + n, page.threads, page.n_threads * sizeof(*all));
 		n += page.n_threads;
 		free(page.threads);
 		page.threads = NULL;
@@ -480,14 +481,8 @@ print_payload(const char *label, const char *text, bool truncated, int64_t total
 	if (text[0] == '\0' && total == 0)
 		return;
 	printf("  %-10s %s", label, text);
-	if (truncated) {
-		char shown[32], all[32];
-
-		cli_bytes(shown, sizeof(shown), strlen(text));
-		cli_bytes(all, sizeof(all), (uint64_t)total);
-		printf("  (truncated: %s of %s; the whole is in `scriptum thread result --save`)",
-		       shown, all);
-	}
+	if (truncated)
+		printf("  (truncated: %zu of %" PRId64 " bytes)", strlen(text), total);
 	putchar('\n');
 }
 
@@ -672,7 +667,7 @@ cli_health(struct cli *c)
 		char up[32];
 
 		cli_duration(up, sizeof(up), h.uptime_seconds * 1000);
-		printf("status:   %s\nversion:  %s\nuptime:   %s\n", h.status,
+		printf("status: %s\nversion: %s\nuptime: %s\n", h.status,
 		       h.version[0] ? h.version : "-", up);
 	}
 	model_health_clear(&h);

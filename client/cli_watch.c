@@ -155,27 +155,63 @@ answer_example(char *buf, size_t len, const struct model_pending *p)
 	}
 }
 
-/* Tells what a paused thread waits for, once per pause. Called without
- * the lock: it makes a call. */
-static void
-report_pause(struct follow *f, const struct model_thread *t)
-{
-	struct api_result_query q = {.step_path = t->current_step_path};
+/* What a pause waits for, fetched before the event that shows it is
+ * printed, so the report describes the pause as it was. */
+struct pause {
+	bool report;
 	struct model_result r;
+	const struct model_step_detail *d; /* in r, or NULL */
+};
+
+/* Whether t is a pause not reported yet. Takes the lock. */
+static bool
+pause_is_new(struct follow *f, const struct model_thread *t)
+{
+	bool fresh;
+
+	if (t->status != MODEL_THREAD_PAUSED)
+		return false;
+	pthread_mutex_lock(&f->lock);
+	fresh = strcmp(f->paused_at, t->current_step_path[0] ? t->current_step_path : "-") != 0;
+	pthread_mutex_unlock(&f->lock);
+	return fresh;
+}
+
+/* Fetches the paused step's detail. Without the lock: it makes a call. A
+ * step that has already moved on (resumed meanwhile) is not reported. */
+static void
+pause_fetch(struct follow *f, const struct model_thread *t, struct pause *p)
+{
+	struct api_result_query q = {.step_path = t->current_step_path, .metadata_only = true};
 	struct http_error e;
+
+	memset(p, 0, sizeof(*p));
+	p->report = true;
+	if (t->current_step_path[0] == '\0' || api_get_result(f->c->api, f->id, &q, &p->r, &e) != 0)
+		return;
+	for (size_t i = 0; i < p->r.n_step_details; i++)
+		if (strcmp(p->r.step_details[i].step.step_path, t->current_step_path) == 0)
+			p->d = &p->r.step_details[i];
+	if (p->d != NULL && !p->d->has_pending && p->d->step.error[0] == '\0' &&
+	    p->d->step.status != MODEL_STEP_PAUSED && p->d->step.status != MODEL_STEP_FAILED)
+		p->report = false;
+}
+
+/* Tells what a paused thread waits for. With the lock held. */
+static void
+pause_print(struct follow *f, const struct model_thread *t, const struct pause *p)
+{
 	FILE *to = f->records ? stderr : f->out;
-	const struct model_step_detail *d = NULL;
+	const struct model_step_detail *d = p->d;
 	char step[160], answer[256];
 
+	snprintf(f->paused_at, sizeof(f->paused_at), "%s",
+	         t->current_step_path[0] ? t->current_step_path : "-");
+	if (!p->report)
+		return;
 	snprintf(step, sizeof(step), "step %s%s%s%s", t->current_step_path,
 	         t->current_step_name[0] ? " (" : "", t->current_step_name,
 	         t->current_step_name[0] ? ")" : "");
-	memset(&r, 0, sizeof(r));
-	if (t->current_step_path[0] != '\0' && api_get_result(f->c->api, f->id, &q, &r, &e) == 0)
-		for (size_t i = 0; i < r.n_step_details; i++)
-			if (strcmp(r.step_details[i].step.step_path, t->current_step_path) == 0)
-				d = &r.step_details[i];
-	pthread_mutex_lock(&f->lock);
 	clear_live(f);
 	if (d != NULL && d->has_pending) {
 		fprintf(to, "thread %s is paused at %s: %s\n", f->id, step,
@@ -200,8 +236,6 @@ report_pause(struct follow *f, const struct model_thread *t)
 		fprintf(to, "  (to retry the step; add --input JSON to give it another input)\n");
 	}
 	fflush(to);
-	pthread_mutex_unlock(&f->lock);
-	model_result_clear(&r);
 }
 
 /* Whether a new state is worth a line: status or step changed. */
@@ -212,8 +246,7 @@ changed(const struct follow *f, const struct model_thread *t)
 	       strcmp(f->last.current_step_path, t->current_step_path) != 0;
 }
 
-/* Takes the thread's new state; reports a pause when one starts. Called
- * with the lock held; drops it around the pause report. */
+/* Takes the thread's new state. With the lock held. */
 static void
 update(struct follow *f, const struct model_thread *t)
 {
@@ -224,21 +257,8 @@ update(struct follow *f, const struct model_thread *t)
 	model_thread_clear(&f->last);
 	f->last = copy;
 	f->have_last = true;
-	if (t->status != MODEL_THREAD_PAUSED) {
+	if (t->status != MODEL_THREAD_PAUSED)
 		f->paused_at[0] = '\0';
-		return;
-	}
-	if (strcmp(f->paused_at, t->current_step_path) == 0 && f->paused_at[0] != '\0')
-		return;
-	snprintf(f->paused_at, sizeof(f->paused_at), "%s", t->current_step_path);
-	if (f->paused_at[0] == '\0')
-		snprintf(f->paused_at, sizeof(f->paused_at), "-");
-	if (model_thread_copy(&copy, t) != 0)
-		return;
-	pthread_mutex_unlock(&f->lock);
-	report_pause(f, &copy);
-	pthread_mutex_lock(&f->lock);
-	model_thread_clear(&copy);
 }
 
 static int
@@ -247,11 +267,16 @@ on_event(const struct model_event *ev, void *arg)
 	struct follow *f = arg;
 	char loc[256];
 	const struct model_step *s = &ev->step;
+	struct pause p = {0};
+	bool paused = ev->has_thread && pause_is_new(f, &ev->thread);
 
+	if (paused)
+		pause_fetch(f, &ev->thread, &p);
 	pthread_mutex_lock(&f->lock);
 	if (ev->type == MODEL_EVENT_SNAPSHOT && ev->has_thread && !changed(f, &ev->thread)) {
 		/* a reconnect's snapshot of what was already shown */
 		pthread_mutex_unlock(&f->lock);
+		model_result_clear(&p.r);
 		return 0;
 	}
 	if (f->records) {
@@ -298,9 +323,12 @@ on_event(const struct model_event *ev, void *arg)
 	}
 	if (ev->has_thread)
 		update(f, &ev->thread);
+	if (paused)
+		pause_print(f, &ev->thread, &p);
 	draw_live(f);
 	fflush(f->out);
 	pthread_mutex_unlock(&f->lock);
+	model_result_clear(&p.r);
 	return 0;
 }
 
@@ -329,10 +357,14 @@ static int
 poll_once(struct follow *f, struct http_error *e)
 {
 	struct model_thread t;
+	struct pause p = {0};
+	bool paused;
 	int rc = api_get_thread(f->c->api, f->id, &t, e);
 
 	if (rc != 0)
 		return rc;
+	if ((paused = pause_is_new(f, &t)))
+		pause_fetch(f, &t, &p);
 	pthread_mutex_lock(&f->lock);
 	if (changed(f, &t)) {
 		struct model_event ev = {.type = f->have_last ? MODEL_EVENT_STATUS
@@ -354,10 +386,13 @@ poll_once(struct follow *f, struct http_error *e)
 			           model_thread_status_word(t.status), loc);
 		}
 		update(f, &t);
+		if (paused)
+			pause_print(f, &t, &p);
 		draw_live(f);
 		fflush(f->out);
 	}
 	pthread_mutex_unlock(&f->lock);
+	model_result_clear(&p.r);
 	model_thread_clear(&t);
 	return 0;
 }
