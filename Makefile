@@ -23,7 +23,7 @@ endif
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	    -Wno-missing-field-initializers -pthread -MMD -MP $(SANFLAGS)
-CPPFLAGS += -D_GNU_SOURCE -Iclient -Itests/emulator
+CPPFLAGS += -D_GNU_SOURCE -Iclient -Ifs -Itests/emulator
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 LDFLAGS  += -pthread $(SANFLAGS)
@@ -33,13 +33,15 @@ EMU_OBJ  := $(EMU_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/demo_catalog.o
 CLI_SRC  := $(wildcard client/cli*.c)
 LIB_SRC  := $(filter-out $(CLI_SRC),$(wildcard client/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+FS_SRC   := $(filter-out fs/main.c,$(wildcard fs/*.c))
+FS_OBJ   := $(FS_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 C_FILES  := $(shell find client fs mount-helper tests bench -name '*.[ch]' 2>/dev/null)
 
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-BINARIES := $(BUILD)/scriptum-emulator $(BUILD)/scriptum
+BINARIES := $(BUILD)/scriptum-emulator $(BUILD)/scriptum $(if $(wildcard fs/main.c),$(BUILD)/scriptumfs)
 
 .PHONY: all deps build unit check check-format check-man format integration conformance-asan \
 	fuzz fuzz-run demo demo-stop bench clean
@@ -78,13 +80,13 @@ unit: $(UNIT_BIN) $(BUILD)/scriptum-emulator
 		SCRIPTUM_EMULATOR=$(BUILD)/scriptum-emulator $$t; done
 
 # The integration tests drive the plain binaries; the emulator conformance
-# suite then runs once more against the ASan+UBSan emulator, which must stay
-# clean (the fixture fails a test on any sanitizer report).
+# suite and the CLI suite then run once more against the ASan+UBSan builds,
+# which must stay clean (the fixtures fail a test on any sanitizer report).
 integration:
 	@echo "== integration tests (pytest)"
 	$(PYTEST) tests
-	@echo "== conformance suite against the ASan+UBSan emulator"
-	SCRIPTUM_BUILD=build/asan $(PYTEST) tests/test_emulator_*.py
+	@echo "== conformance and CLI suites against the ASan+UBSan builds"
+	SCRIPTUM_BUILD=build/asan $(PYTEST) tests/test_emulator_*.py tests/test_cli_*.py
 
 # libFuzzer targets (clang, ASan+UBSan), each run for FUZZ_SECONDS from its
 # seed corpus; `make check` runs them briefly.
@@ -136,6 +138,13 @@ $(BUILD)/scriptum-emulator: $(BUILD)/obj/tests/emulator/main.o $(BUILD)/libemu.a
 $(BUILD)/scriptum: $(CLI_OBJ) $(BUILD)/libscriptum.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(BUILD)/scriptumfs: $(BUILD)/obj/fs/main.o $(BUILD)/libfs.a $(BUILD)/libscriptum.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/libfs.a: $(FS_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/libemu.a: $(EMU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -144,12 +153,17 @@ $(BUILD)/libscriptum.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-# Unit tests of the emulator (test_emu_*) link its code; the others link
-# only libscriptum.
+# Unit tests of the emulator (test_emu_*) link its code; those of the
+# filesystem (test_fs_*) link its modules; the others link only libscriptum.
 $(BUILD)/tests/test_emu_%: tests/unit/test_emu_%.c $(BUILD)/libemu.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libemu.a \
 		$(PKG_LIBS) -lcmocka
+
+$(BUILD)/tests/test_fs_%: tests/unit/test_fs_%.c $(BUILD)/libfs.a $(BUILD)/libscriptum.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libfs.a \
+		$(BUILD)/libscriptum.a $(PKG_LIBS) -lcmocka
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libscriptum.a
 	@mkdir -p $(@D)

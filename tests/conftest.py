@@ -32,3 +32,28 @@ def start_emulator():
         except AssertionError as e:
             errors.append(str(e))
     assert not errors, "\n".join(errors)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long test (it still runs in make check)")
+
+
+@pytest.fixture
+def new_emulator():
+    """Starts emulators with custom arguments for one test; all are stopped
+    (and checked for a clean exit) at its end."""
+    started = []
+
+    def start(*args, **kw):
+        emu = Emulator(*args, **kw)
+        started.append(emu)
+        return emu
+
+    yield start
+    errors = []
+    for emu in started:
+        try:
+            emu.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)

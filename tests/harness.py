@@ -567,3 +567,472 @@ def raw_request(emu, method, target, headers=None, body=b"", timeout=30):
         return None, b""
     head, _, rest = bytes(data).partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), rest
+
+
+# ---- additions for the CLI tests (tests/test_cli_*.py) ----
+
+import collections
+import hashlib
+import shutil
+import threading
+
+# The environment variables the CLI reads (scriptum(1), ENVIRONMENT); the
+# runner removes the caller's own so that a test sees only what it sets.
+CLI_ENV_VARS = ("SCRIPTUM_CONFIG", "SCRIPTUM_API_ENDPOINT", "SCRIPTUM_TOKEN", "DODIL_TOKEN",
+                "SCRIPTUM_ORG_ID", "SCRIPTUM_ORG_NAME", "SCRIPTUM_PROFILE", "XDG_CONFIG_HOME")
+
+# token= for scriptum(): the emulator's own token (SCRIPTUM_TOKEN), if it has one
+EMULATOR_TOKEN = object()
+
+CLIResult = collections.namedtuple("CLIResult", "rc out err")
+
+
+def check_no_sanitizer_report(stderr, what="scriptum"):
+    if SANITIZER_REPORT.search(stderr):
+        raise AssertionError(f"sanitizer report from {what}:\n{stderr}")
+
+
+def cli_command(emu, args, endpoint=True):
+    """The argv of one CLI run: the binary, --api-endpoint (unless endpoint
+    is False, or a URL string to use instead of the emulator's), args."""
+    cmd = [binary("scriptum")]
+    if endpoint is True:
+        cmd += ["--api-endpoint", emu.url]
+    elif endpoint:
+        cmd += ["--api-endpoint", endpoint]
+    return cmd + [str(a) for a in args]
+
+
+def cli_env(emu, home, token=EMULATOR_TOKEN, env=None):
+    """The CLI's environment: the caller's minus the CLI's own variables,
+    HOME set to home, the sanitizer options, SCRIPTUM_TOKEN set to the
+    token (the emulator's by default; None: no token), then env (a value of
+    None removes a variable)."""
+    out = {k: v for k, v in os.environ.items() if k not in CLI_ENV_VARS}
+    out.update(SANITIZER_ENV)
+    out["HOME"] = str(home)
+    if token is EMULATOR_TOKEN:
+        token = emu.token if emu is not None else None
+    if token is not None:
+        out["SCRIPTUM_TOKEN"] = token
+    for k, v in (env or {}).items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = str(v)
+    return out
+
+
+def scriptum(emu, *args, input=None, env=None, timeout=120, token=EMULATOR_TOKEN,
+             endpoint=True, home=None, cwd=None):
+    """Runs the CLI once against emu and returns CLIResult(rc, stdout bytes,
+    stderr text). HOME is a fresh empty directory (so no real configuration
+    is read) unless home is given. input: bytes or str for stdin (stdin is
+    empty otherwise). Fails the test on a sanitizer report or a timeout."""
+    tmp_home = None
+    if home is None:
+        tmp_home = home = tempfile.mkdtemp(prefix="scriptum-home-")
+    try:
+        if isinstance(input, str):
+            input = input.encode()
+        try:
+            p = subprocess.run(cli_command(emu, args, endpoint),
+                               input=input if input is not None else b"",
+                               capture_output=True, timeout=timeout, cwd=cwd,
+                               env=cli_env(emu, home, token, env))
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(
+                f"scriptum {' '.join(map(str, args))} did not end within {timeout} s; "
+                f"stderr: {(e.stderr or b'').decode(errors='replace')[-2000:]}") from None
+    finally:
+        if tmp_home is not None:
+            shutil.rmtree(tmp_home, ignore_errors=True)
+    err = p.stderr.decode(errors="replace")
+    check_no_sanitizer_report(err, "scriptum " + " ".join(map(str, args)))
+    return CLIResult(p.returncode, p.stdout, err)
+
+
+class CLIProcess:
+    """The CLI running in the background (watch, run): its stdout is read
+    line by line as it comes, its stderr goes to a file."""
+
+    def __init__(self, emu, *args, env=None, token=EMULATOR_TOKEN, endpoint=True, home=None):
+        self.args = [str(a) for a in args]
+        self._tmp_home = None
+        if home is None:
+            self._tmp_home = home = tempfile.mkdtemp(prefix="scriptum-home-")
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cli_command(emu, args, endpoint), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self._stderr,
+                                     env=cli_env(emu, home, token, env))
+        self.pid = self.proc.pid
+        self._lines = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in iter(self.proc.stdout.readline, b""):
+            with self._cond:
+                self._lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def lines(self):
+        """The stdout lines so far, decoded, without their newlines."""
+        with self._cond:
+            return [l.decode(errors="replace").rstrip("\n") for l in self._lines]
+
+    def wait_for_line(self, predicate, timeout=20, what="a line"):
+        """Waits for a stdout line for which predicate(line) is true;
+        returns it. Fails if the process ends or timeout passes first."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                while seen < len(self._lines):
+                    line = self._lines[seen].decode(errors="replace").rstrip("\n")
+                    seen += 1
+                    if predicate(line):
+                        return line
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    break
+                self._cond.wait(left)
+        state = "ended" if self._eof else f"printed nothing matching within {timeout} s"
+        raise AssertionError(f"scriptum {' '.join(self.args)} {state} while waiting for "
+                             f"{what}; stdout so far: {self.lines()!r}; "
+                             f"stderr: {self.stderr_text()[-2000:]!r}")
+
+    def stderr_text(self):
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def finish(self, timeout=60):
+        """Waits for the end; returns CLIResult(rc, stdout bytes, stderr
+        text). Kills the process and fails if it does not end in time."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"scriptum {' '.join(self.args)} did not end within "
+                                 f"{timeout} s; stdout: {self.lines()!r}; stderr: "
+                                 f"{self.stderr_text()[-2000:]!r}") from None
+        self._reader.join(10)
+        with self._cond:
+            out = b"".join(self._lines)
+        err = self.stderr_text()
+        self._cleanup()
+        check_no_sanitizer_report(err, "scriptum " + " ".join(self.args))
+        return CLIResult(rc, out, err)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._cleanup()
+
+    def _cleanup(self):
+        if self._tmp_home is not None:
+            shutil.rmtree(self._tmp_home, ignore_errors=True)
+            self._tmp_home = None
+
+
+def write_config(home, text, mode=0o600, name="config.yaml"):
+    """Writes HOME/.config/scriptum/<name> with the given mode; returns its
+    path."""
+    d = os.path.join(str(home), ".config", "scriptum")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+# ---- hashing large outputs without holding them in memory ----
+
+def raw_output_sha256(emu, thread_id, piece=1 << 20):
+    """(sha256 hex digest, size) of /_emulator/threads/{id}/output, read in
+    pieces: for outputs too large to hold whole."""
+    conn = emu.connection(timeout=300)
+    try:
+        conn.request("GET", f"/_emulator/threads/{urllib.parse.quote(thread_id)}/output")
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise HTTPError(resp.status, resp.read(), dict(resp.getheaders()))
+        h, n = hashlib.sha256(), 0
+        while True:
+            data = resp.read(piece)
+            if not data:
+                break
+            h.update(data)
+            n += len(data)
+        return h.hexdigest(), n
+    finally:
+        conn.close()
+
+
+def file_sha256(path, piece=1 << 20):
+    """(sha256 hex digest, size) of a file, read in pieces."""
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(piece)
+            if not data:
+                break
+            h.update(data)
+            n += len(data)
+    return h.hexdigest(), n
+
+
+# ---- the API's answers in canonical form, whatever --wire the emulator uses ----
+
+THREAD_STATUS_NAMES = ["UNSPECIFIED", "PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED",
+                       "CANCELLED"]
+STEP_STATUS_NAMES = ["UNSPECIFIED", "PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED",
+                     "SKIPPED", "CANCELLED"]
+EVENT_TYPE_NAMES = ["UNSPECIFIED", "SNAPSHOT", "STATUS", "STEP_STARTED", "STEP_FINISHED",
+                    "YIELD"]
+STEP_PART_NAMES = ["UNSPECIFIED", "INPUT", "OUTPUT"]
+_ENUM_KINDS = {"thread": (THREAD_STATUS_NAMES, "THREAD_STATUS_"),
+               "step": (STEP_STATUS_NAMES, "STEP_STATUS_"),
+               "event": (EVENT_TYPE_NAMES, "THREAD_EVENT_TYPE_"),
+               "part": (STEP_PART_NAMES, "STEP_PART_")}
+INT64_FIELDS = {"createdAtMs", "startedAtMs", "finishedAtMs", "durationMs", "atMs",
+                "outputTotalBytes", "inputTotalBytes", "totalYielded", "uptimeSeconds",
+                "updatedAtMs"}
+UNARY_WRAPPERS = {"thread", "result", "response", "script", "health"}
+
+
+def canonical_enum(kind, value):
+    """An enum value spelled any tolerated way (§2.6), as its full name."""
+    names, prefix = _ENUM_KINDS[kind]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return prefix + names[value]
+    if isinstance(value, str):
+        v = value.upper()
+        if v.startswith(prefix):
+            v = v[len(prefix):]
+        if v == "CANCELED":
+            v = "CANCELLED"
+        if v.isdigit() and int(v) < len(names):
+            v = names[int(v)]
+        if v in names:
+            return prefix + v
+    return value
+
+
+def _canon(value):
+    if isinstance(value, list):
+        return [_canon(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    items = [(camel_key(k), v) for k, v in value.items()]
+    keys = {k for k, _ in items}
+    if "threadId" in keys:
+        kind = "thread"
+    elif "stepPath" in keys and "part" not in keys:
+        kind = "step"
+    else:
+        kind = None
+    out = {}
+    for k, v in items:
+        if k == "metadata":
+            out[k] = v  # the user's map: its keys are data
+        elif k in INT64_FIELDS and isinstance(v, (int, str)) and not isinstance(v, bool):
+            out[k] = str(v)
+        elif k == "status" and kind is not None:
+            out[k] = canonical_enum(kind, v)
+        elif k == "type" and "atMs" in keys:
+            out[k] = canonical_enum("event", v)
+        elif k == "part":
+            out[k] = canonical_enum("part", v)
+        else:
+            out[k] = _canon(v)
+    return out
+
+
+def canonical(doc, unwrap=True):
+    """A message as the canonical wire spells it (camelCase, int64 as
+    strings, full enum names), from any --wire variant; a unary answer's
+    one-key wrapper is removed when unwrap."""
+    if unwrap and isinstance(doc, dict) and len(doc) == 1:
+        (k, v), = doc.items()
+        if k in UNARY_WRAPPERS and isinstance(v, dict):
+            doc = v
+    return _canon(doc)
+
+
+def get_canonical(emu, path, **params):
+    """A unary GET under /v1/scriptum, canonical."""
+    return canonical(emu.get(path, **params))
+
+
+def list_all_canonical(emu, **params):
+    """Every thread ListThreads gives (newest first), canonical."""
+    threads, token = [], None
+    while True:
+        q = dict(params, pageSize=1000)
+        if token:
+            q["pageToken"] = token
+        page = get_canonical(emu, "/threads", **q)
+        threads += page.get("threads", [])
+        token = page.get("nextPageToken")
+        if not token:
+            return threads
+
+
+def wire_framing(mode):
+    return {"array": "array", "sse": "sse"}.get(mode, "ndjson")
+
+
+def stream_canonical(emu, path, mode="canonical", params=None, timeout=120):
+    """A whole stream under /v1/scriptum: (canonical messages, error)."""
+    status, body = emu.stream(path, params=params, timeout=timeout)
+    assert status == 200, body[:300]
+    messages, error = parse_stream(body, wire_framing(mode))
+    return [canonical(m, unwrap=False) for m in messages], error
+
+
+def wait_for_status(emu, thread_id, statuses, timeout=30):
+    """Polls GetThread (any --wire) until the thread's status word is one of
+    statuses; returns the canonical thread."""
+    deadline = time.monotonic() + timeout
+    while True:
+        t = get_canonical(emu, f"/threads/{thread_id}")
+        if status_word(t.get("status")) in statuses:
+            return t
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{thread_id} stayed {t.get('status')}")
+        time.sleep(0.05)
+
+
+def step_payloads(emu, thread_id, step_path=None, mode="canonical"):
+    """StreamStepResult of a thread: {path: (stepMeta, input bytes, output
+    bytes)} in the stream's order."""
+    params = {"stepPath": step_path} if step_path else None
+    messages, error = stream_canonical(emu, f"/threads/{thread_id}/steps/stream", mode, params)
+    assert error is None, error
+    out = {}
+    current = None
+    for m in messages:
+        if "stepMeta" in m:
+            current = m["stepMeta"]["stepPath"]
+            out[current] = [m["stepMeta"], bytearray(), bytearray()]
+        elif "stepChunk" in m:
+            c = m["stepChunk"]
+            part = 1 if c.get("part") == "STEP_PART_INPUT" else 2
+            out[c["stepPath"]][part] += base64.b64decode(c.get("data", ""))
+    return {p: (v[0], bytes(v[1]), bytes(v[2])) for p, v in out.items()}
+
+
+def is_zero_value(value):
+    """Whether value is a field's zero value, which a message may carry or
+    leave out (§2.6)."""
+    return value in (None, "", 0, "0", False, [], {}) or (
+        isinstance(value, str) and value.endswith("_UNSPECIFIED"))
+
+
+def assert_same_message(got, want, where="$"):
+    """got (the CLI's canonical output) says what want (the API's answer,
+    canonical) says: every field equal, a field missing on one side only
+    when its value is the zero value."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict), f"{where}: {got!r} is not an object"
+        for k, v in want.items():
+            if k in got:
+                assert_same_message(got[k], v, f"{where}.{k}")
+            else:
+                assert is_zero_value(v), f"{where}.{k} is missing (the API says {v!r})"
+        for k in got.keys() - want.keys():
+            assert is_zero_value(got[k]), \
+                f"{where}.{k} = {got[k]!r} is not in the API's answer"
+    elif isinstance(want, list):
+        assert isinstance(got, list), f"{where}: {got!r} is not an array"
+        assert len(got) == len(want), f"{where}: {len(got)} items, the API has {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same_message(g, w, f"{where}[{i}]")
+    else:
+        assert got == want, f"{where}: {got!r}, the API says {want!r}"
+
+
+def assert_camel_case_keys(value, where="$"):
+    """Every key camelCase (the keys of a metadata map are data and exempt)."""
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            assert_camel_case_keys(v, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            assert re.fullmatch(r"[a-z][A-Za-z0-9]*", k), f"{where}: key {k!r} is not camelCase"
+            if k != "metadata":
+                assert_camel_case_keys(v, f"{where}.{k}")
+
+
+def temp_files(directory):
+    """Files under directory named like the CLI's temporary files
+    (.name.tmp-XXXXXX)."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        for name in files + dirs:
+            if ".tmp-" in name or name.endswith(".tmp"):
+                found.append(os.path.join(root, name))
+    return found
+
+
+def tree(directory):
+    """{relative path: bytes} of every file under directory."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, directory)] = f.read()
+    return out
+
+
+def scriptum_measured(emu, *args, timeout=600, token=EMULATOR_TOKEN, endpoint=True, env=None):
+    """Runs the CLI like scriptum() (stdout and stderr to files, for large
+    outputs) and also measures it: returns (CLIResult, peak RSS in KiB of
+    the CLI process itself, from wait4(2))."""
+    home = tempfile.mkdtemp(prefix="scriptum-home-")
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    try:
+        p = subprocess.Popen(cli_command(emu, args, endpoint), stdin=subprocess.DEVNULL,
+                             stdout=out, stderr=err, env=cli_env(emu, home, token, env))
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid == p.pid:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                os.wait4(p.pid, 0)
+                p.returncode = -9
+                raise AssertionError(f"scriptum {' '.join(map(str, args))} did not end "
+                                     f"within {timeout} s")
+            time.sleep(0.02)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+        check_no_sanitizer_report(stderr, "scriptum " + " ".join(map(str, args)))
+        return CLIResult(p.returncode, out.read(), stderr), usage.ru_maxrss
+    finally:
+        out.close()
+        err.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def sanitized_build():
+    """Whether the binaries under test are the ASan+UBSan build."""
+    return os.path.basename(os.path.normpath(BUILD)) == "asan"
