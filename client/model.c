@@ -1514,6 +1514,18 @@ model_step_copy(struct model_step *dst, const struct model_step *src)
 	return top_copy(&step_msg, dst, src);
 }
 
+int
+model_step_detail_copy(struct model_step_detail *dst, const struct model_step_detail *src)
+{
+	return top_copy(&detail_msg, dst, src);
+}
+
+int
+model_result_copy(struct model_result *dst, const struct model_result *src)
+{
+	return top_copy(&result_msg, dst, src);
+}
+
 /* ---- rendering ---- */
 
 /* Length of the valid UTF-8 character at s, or 0. */

@@ -285,6 +285,8 @@ void model_result_msg_clear(struct model_result_msg *m);
 /* Deep copy; 0 or -ENOMEM (dst then cleared). dst must not hold anything. */
 int model_thread_copy(struct model_thread *dst, const struct model_thread *src);
 int model_step_copy(struct model_step *dst, const struct model_step *src);
+int model_step_detail_copy(struct model_step_detail *dst, const struct model_step_detail *src);
+int model_result_copy(struct model_result *dst, const struct model_result *src);
 
 /*
  * Canonical renderers: a new JSON object (the caller owns the reference),

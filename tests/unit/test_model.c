@@ -1479,6 +1479,40 @@ test_copy_is_deep(void **state)
 	json_decref(v);
 }
 
+static void
+test_result_and_detail_copies_are_deep(void **state)
+{
+	struct model_result r, rc;
+	struct model_step_detail dc;
+	json_t *v;
+
+	(void)state;
+	v = js("{'threadId':'t','status':'THREAD_STATUS_COMPLETED','outputData':'aGk=',"
+	       "'outputTotalBytes':'2','steps':[{'stepPath':'1','status':'STEP_STATUS_COMPLETED'}],"
+	       "'stepDetails':[{'stepPath':'1','inputJson':'{}','pendingInput':"
+	       "{'prompt':'p','options':['a','b'],'type':'string'}}],"
+	       "'yieldedValues':['{\\\"i\\\":1}'],'totalYielded':'1'}");
+	assert_int_equal(model_result_parse(v, &r, NULL, 0), 0);
+	json_decref(v);
+	assert_int_equal(model_result_copy(&rc, &r), 0);
+	assert_int_equal(model_step_detail_copy(&dc, &r.step_details[0]), 0);
+	model_result_clear(&r); /* the copies must not share anything */
+	assert_string_equal(rc.thread_id, "t");
+	assert_int_equal(rc.output_len, 2);
+	assert_memory_equal(rc.output_data, "hi", 2);
+	assert_int_equal(rc.n_steps, 1);
+	assert_string_equal(rc.steps[0].step_path, "1");
+	assert_int_equal(rc.n_yielded, 1);
+	assert_string_equal(rc.yielded_values[0], "{\"i\":1}");
+	assert_int_equal(rc.total_yielded, 1);
+	assert_true(dc.has_pending);
+	assert_int_equal(dc.pending.n_options, 2);
+	assert_string_equal(dc.pending.options[1], "b");
+	assert_string_equal(dc.input_json, "{}");
+	model_result_clear(&rc);
+	model_step_detail_clear(&dc);
+}
+
 /* ---- names, words, user input, paths ---- */
 
 static void
@@ -1670,6 +1704,7 @@ main(void)
 	    cmocka_unit_test(test_render_survives_caller_built_structs),
 	    cmocka_unit_test(test_render_roundtrip_is_canonical),
 	    cmocka_unit_test(test_copy_is_deep),
+	    cmocka_unit_test(test_result_and_detail_copies_are_deep),
 	    cmocka_unit_test(test_status_names_and_words),
 	    cmocka_unit_test(test_status_from_text_takes_what_users_type),
 	    cmocka_unit_test(test_step_path_order),

@@ -1,0 +1,544 @@
+/*
+ * The metadata cache (see meta.h). One mutex guards the table; no call is
+ * made under it. An item being fetched is marked busy, and whoever else
+ * wants it waits on the condition variable for that fetch's outcome, so a
+ * burst of `ls -l` on one thread makes one call, not one per file.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "meta.h"
+
+#define NBUCKETS 4096
+
+struct sentry {
+	char *path;
+	bool have;
+	bool busy;
+	int err; /* the last fetch's failure, for waiters */
+	int64_t at;
+	struct model_step_detail d;
+};
+
+struct entry {
+	char *id;
+	unsigned refs; /* calls in progress that use it: not evictable */
+	struct entry *next;
+	struct entry *older, *newer; /* LRU, newest at m->newest */
+
+	bool thread_have, thread_busy;
+	int thread_err;
+	int64_t thread_at;
+	struct model_thread thread;
+
+	bool result_have, result_busy;
+	int result_err;
+	int64_t result_at;
+	struct model_result result;
+
+	struct sentry *steps;
+	size_t nsteps, capsteps;
+
+	size_t bytes;
+};
+
+struct meta {
+	struct api *api;
+	struct errlog *log;
+	int64_t ttl_ms;
+	uint64_t max_bytes;
+	pthread_mutex_t lock;
+	pthread_cond_t done; /* a fetch finished */
+	struct entry *bucket[NBUCKETS];
+	struct entry *newest, *oldest;
+	uint64_t bytes;
+	struct meta_stats stats;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned
+hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % NBUCKETS;
+}
+
+struct meta *
+meta_new(struct api *api, struct errlog *log, int64_t ttl_ms, uint64_t max_bytes)
+{
+	struct meta *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	m->api = api;
+	m->log = log;
+	m->ttl_ms = ttl_ms;
+	m->max_bytes = max_bytes;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->done, NULL);
+	return m;
+}
+
+static void
+entry_destroy(struct entry *e)
+{
+	model_thread_clear(&e->thread);
+	model_result_clear(&e->result);
+	for (size_t i = 0; i < e->nsteps; i++) {
+		free(e->steps[i].path);
+		model_step_detail_clear(&e->steps[i].d);
+	}
+	free(e->steps);
+	free(e->id);
+	free(e);
+}
+
+void
+meta_free(struct meta *m)
+{
+	if (m == NULL)
+		return;
+	for (struct entry *e = m->newest, *next; e != NULL; e = next) {
+		next = e->older;
+		entry_destroy(e);
+	}
+	pthread_cond_destroy(&m->done);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* ---- the table (lock held) ---- */
+
+static void
+lru_unlink(struct meta *m, struct entry *e)
+{
+	if (e->newer != NULL)
+		e->newer->older = e->older;
+	else
+		m->newest = e->older;
+	if (e->older != NULL)
+		e->older->newer = e->newer;
+	else
+		m->oldest = e->newer;
+	e->newer = e->older = NULL;
+}
+
+static void
+lru_front(struct meta *m, struct entry *e)
+{
+	if (m->newest == e)
+		return;
+	if (e->newer != NULL || e->older != NULL || m->oldest == e)
+		lru_unlink(m, e);
+	e->older = m->newest;
+	if (m->newest != NULL)
+		m->newest->newer = e;
+	m->newest = e;
+	if (m->oldest == NULL)
+		m->oldest = e;
+}
+
+/* A rough count of the memory an entry holds. */
+static size_t
+weigh(const struct entry *e)
+{
+	size_t n = sizeof(*e) + strlen(e->id);
+
+	if (e->thread_have)
+		n += 512 + strlen(e->thread.input_json) + strlen(e->thread.error) +
+		     e->thread.n_metadata * 64;
+	if (e->result_have) {
+		n += 256 + e->result.n_steps * 256 + e->result.output_len;
+		for (size_t i = 0; i < e->result.n_yielded; i++)
+			n += 16 + strlen(e->result.yielded_values[i]);
+	}
+	for (size_t i = 0; i < e->nsteps; i++)
+		n += 128 + (e->steps[i].have ? 512 + strlen(e->steps[i].d.input_json) +
+		                                   strlen(e->steps[i].d.output_json)
+		                             : 0);
+	return n;
+}
+
+static void
+reweigh(struct meta *m, struct entry *e)
+{
+	size_t w = weigh(e);
+
+	m->bytes = m->bytes - e->bytes + w;
+	e->bytes = w;
+}
+
+static bool
+busy(const struct entry *e)
+{
+	if (e->thread_busy || e->result_busy)
+		return true;
+	for (size_t i = 0; i < e->nsteps; i++)
+		if (e->steps[i].busy)
+			return true;
+	return false;
+}
+
+/* Lets the least recently used entries go until the budget holds. */
+static void
+trim(struct meta *m)
+{
+	struct entry *e = m->oldest;
+
+	while (m->bytes > m->max_bytes && e != NULL) {
+		struct entry *newer = e->newer;
+
+		if (e->refs == 0 && !busy(e)) {
+			struct entry **p = &m->bucket[hash(e->id)];
+
+			while (*p != e)
+				p = &(*p)->next;
+			*p = e->next;
+			lru_unlink(m, e);
+			m->bytes -= e->bytes;
+			m->stats.evictions++;
+			entry_destroy(e);
+		}
+		e = newer;
+	}
+}
+
+/* The entry for id, made if new, with a reference; NULL when out of memory. */
+static struct entry *
+entry_get(struct meta *m, const char *id)
+{
+	unsigned h = hash(id);
+	struct entry *e;
+
+	for (e = m->bucket[h]; e != NULL; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			break;
+	if (e == NULL) {
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			return NULL;
+		if ((e->id = strdup(id)) == NULL) {
+			free(e);
+			return NULL;
+		}
+		e->next = m->bucket[h];
+		m->bucket[h] = e;
+		reweigh(m, e);
+	}
+	e->refs++;
+	lru_front(m, e);
+	return e;
+}
+
+static void
+entry_put(struct meta *m, struct entry *e)
+{
+	e->refs--;
+	trim(m);
+}
+
+/* Whether the thread is known to be finished: then nothing of it changes. */
+static bool
+final(const struct entry *e)
+{
+	return (e->thread_have && model_thread_terminal(e->thread.status)) ||
+	       (e->result_have && model_thread_terminal(e->result.status));
+}
+
+static bool
+fresh(const struct meta *m, const struct entry *e, int64_t at)
+{
+	return final(e) || now_ms() - at < m->ttl_ms;
+}
+
+static void
+record(struct meta *m, const struct http_error *he)
+{
+	if (m->log != NULL)
+		errlog_add(m->log, he);
+}
+
+/* ---- accessors ---- */
+
+int
+meta_thread(struct meta *m, const char *id, struct model_thread *out)
+{
+	struct model_thread t;
+	struct http_error he;
+	struct entry *e;
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	if ((e = entry_get(m, id)) == NULL) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (e->thread_have && fresh(m, e, e->thread_at)) {
+			m->stats.hits++;
+			rc = model_thread_copy(out, &e->thread);
+			goto out;
+		}
+		if (!e->thread_busy)
+			break;
+		pthread_cond_wait(&m->done, &m->lock);
+		if (!e->thread_busy && e->thread_err != 0 && !e->thread_have) {
+			rc = e->thread_err;
+			goto out;
+		}
+	}
+	e->thread_busy = true;
+	m->stats.calls++;
+	pthread_mutex_unlock(&m->lock);
+	rc = api_get_thread(m->api, id, &t, &he);
+	if (rc != 0)
+		record(m, &he);
+	pthread_mutex_lock(&m->lock);
+	e->thread_busy = false;
+	e->thread_err = rc;
+	if (rc == 0) {
+		model_thread_clear(&e->thread);
+		e->thread = t;
+		e->thread_have = true;
+		e->thread_at = now_ms();
+		reweigh(m, e);
+		rc = model_thread_copy(out, &e->thread);
+	}
+	pthread_cond_broadcast(&m->done);
+out:
+	entry_put(m, e);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int
+meta_result(struct meta *m, const char *id, struct model_result *out)
+{
+	struct api_result_query q = {.metadata_only = true};
+	struct model_result r;
+	struct http_error he;
+	struct entry *e;
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	if ((e = entry_get(m, id)) == NULL) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (e->result_have && fresh(m, e, e->result_at)) {
+			m->stats.hits++;
+			rc = model_result_copy(out, &e->result);
+			goto out;
+		}
+		if (!e->result_busy)
+			break;
+		pthread_cond_wait(&m->done, &m->lock);
+		if (!e->result_busy && e->result_err != 0 && !e->result_have) {
+			rc = e->result_err;
+			goto out;
+		}
+	}
+	e->result_busy = true;
+	m->stats.calls++;
+	pthread_mutex_unlock(&m->lock);
+	rc = api_get_result(m->api, id, &q, &r, &he);
+	if (rc != 0)
+		record(m, &he);
+	pthread_mutex_lock(&m->lock);
+	e->result_busy = false;
+	e->result_err = rc;
+	if (rc == 0) {
+		model_result_clear(&e->result);
+		e->result = r;
+		e->result_have = true;
+		e->result_at = now_ms();
+		reweigh(m, e);
+		rc = model_result_copy(out, &e->result);
+	}
+	pthread_cond_broadcast(&m->done);
+out:
+	entry_put(m, e);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* The step slot for path in e, made if new; NULL when out of memory. */
+static struct sentry *
+step_slot(struct entry *e, const char *path)
+{
+	for (size_t i = 0; i < e->nsteps; i++)
+		if (strcmp(e->steps[i].path, path) == 0)
+			return &e->steps[i];
+	if (e->nsteps == e->capsteps) {
+		size_t cap = e->capsteps ? e->capsteps * 2 : 8;
+		struct sentry *ns = realloc(e->steps, cap * sizeof(*ns));
+
+		if (ns == NULL)
+			return NULL;
+		e->steps = ns;
+		e->capsteps = cap;
+	}
+	memset(&e->steps[e->nsteps], 0, sizeof(e->steps[0]));
+	if ((e->steps[e->nsteps].path = strdup(path)) == NULL)
+		return NULL;
+	return &e->steps[e->nsteps++];
+}
+
+int
+meta_step(struct meta *m, const char *id, const char *path, struct model_step_detail *out)
+{
+	struct api_result_query q = {.step_path = path, .metadata_only = true};
+	struct model_result r;
+	struct http_error he;
+	struct entry *e;
+	struct sentry *s;
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	if ((e = entry_get(m, id)) == NULL) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	for (;;) {
+		/* the array may move while we wait: look the slot up each time */
+		if ((s = step_slot(e, path)) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		/* a completed step never changes, even in a running thread */
+		if (s->have && (fresh(m, e, s->at) || s->d.step.status == MODEL_STEP_COMPLETED)) {
+			m->stats.hits++;
+			rc = model_step_detail_copy(out, &s->d);
+			goto out;
+		}
+		if (!s->busy)
+			break;
+		pthread_cond_wait(&m->done, &m->lock);
+		if ((s = step_slot(e, path)) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (!s->busy && s->err != 0 && !s->have) {
+			rc = s->err;
+			goto out;
+		}
+	}
+	s->busy = true;
+	m->stats.calls++;
+	pthread_mutex_unlock(&m->lock);
+	rc = api_get_result(m->api, id, &q, &r, &he);
+	if (rc != 0)
+		record(m, &he);
+	pthread_mutex_lock(&m->lock);
+	s = step_slot(e, path); /* cannot fail: it exists */
+	s->busy = false;
+	s->err = rc;
+	if (rc == 0) {
+		size_t i;
+
+		for (i = 0; i < r.n_step_details; i++)
+			if (strcmp(r.step_details[i].step.step_path, path) == 0)
+				break;
+		if (i == r.n_step_details) {
+			rc = s->err = -ENOENT;
+		} else {
+			model_step_detail_clear(&s->d);
+			s->d = r.step_details[i];
+			memset(&r.step_details[i], 0, sizeof(r.step_details[i]));
+			s->have = true;
+			s->at = now_ms();
+			reweigh(m, e);
+			rc = model_step_detail_copy(out, &s->d);
+		}
+		model_result_clear(&r);
+	}
+	pthread_cond_broadcast(&m->done);
+out:
+	entry_put(m, e);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+bool
+meta_is_final(struct meta *m, const char *id)
+{
+	bool yes = false;
+
+	pthread_mutex_lock(&m->lock);
+	for (struct entry *e = m->bucket[hash(id)]; e != NULL; e = e->next)
+		if (strcmp(e->id, id) == 0) {
+			yes = final(e);
+			break;
+		}
+	pthread_mutex_unlock(&m->lock);
+	return yes;
+}
+
+void
+meta_seed(struct meta *m, const struct model_thread *t)
+{
+	struct model_thread copy;
+	struct entry *e;
+
+	if (t->thread_id[0] == '\0' || model_thread_copy(&copy, t) != 0)
+		return;
+	pthread_mutex_lock(&m->lock);
+	if ((e = entry_get(m, t->thread_id)) != NULL) {
+		/* a final state is never replaced; a busy one is being fetched anyway */
+		if (!final(e) && !e->thread_busy) {
+			model_thread_clear(&e->thread);
+			e->thread = copy;
+			e->thread_have = true;
+			e->thread_at = now_ms();
+			memset(&copy, 0, sizeof(copy));
+			reweigh(m, e);
+		}
+		entry_put(m, e);
+	}
+	pthread_mutex_unlock(&m->lock);
+	model_thread_clear(&copy);
+}
+
+void
+meta_invalidate(struct meta *m, const char *id)
+{
+	pthread_mutex_lock(&m->lock);
+	for (struct entry *e = m->bucket[hash(id)]; e != NULL; e = e->next)
+		if (strcmp(e->id, id) == 0) {
+			if (!final(e)) {
+				e->thread_at = e->result_at = INT64_MIN / 2;
+				for (size_t i = 0; i < e->nsteps; i++)
+					e->steps[i].at = INT64_MIN / 2;
+			}
+			break;
+		}
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+meta_stats(struct meta *m, struct meta_stats *out)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	*out = m->stats;
+	out->bytes = m->bytes;
+	for (struct entry *e = m->newest; e != NULL; e = e->older)
+		n++;
+	out->entries = n;
+	pthread_mutex_unlock(&m->lock);
+}

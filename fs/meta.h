@@ -1,0 +1,53 @@
+/*
+ * Thread metadata for the mount, from the API and cached: the Thread
+ * (GetThread, or an entry of a listing), the result's metadata
+ * (GetThreadResult without the output: step summaries, sizes, yields) and
+ * step details (GetThreadResult with stepPath). A finished thread's
+ * metadata never changes and is kept until the memory budget (mem_cache)
+ * lets it go, least recently used first; a running thread's is fetched
+ * again once older than running_ttl. Concurrent askers of the same missing
+ * item share one call.
+ *
+ * Every accessor copies into the caller's struct (clear it after a
+ * success) and returns 0 or -errno (ENOENT for an unknown thread or step;
+ * the transport's errors otherwise, each recorded in the errlog).
+ */
+#ifndef SCRIPTUMFS_META_H
+#define SCRIPTUMFS_META_H
+
+#include <stdint.h>
+
+#include "api.h"
+#include "fs.h"
+#include "model.h"
+
+struct meta;
+
+struct meta *meta_new(struct api *api, struct errlog *log, int64_t ttl_ms, uint64_t max_bytes);
+void meta_free(struct meta *m);
+
+int meta_thread(struct meta *m, const char *id, struct model_thread *out);
+int meta_result(struct meta *m, const char *id, struct model_result *out);
+int meta_step(struct meta *m, const char *id, const char *path, struct model_step_detail *out);
+
+/* Whether the thread's metadata is known to be final (terminal), without
+ * a call: false when unknown. */
+bool meta_is_final(struct meta *m, const char *id);
+
+/* A Thread seen in a listing: kept as if fetched now. */
+void meta_seed(struct meta *m, const struct model_thread *t);
+
+/* Forgets what is cached of a thread that changed (a resume, a cancel, an
+ * event seen by a watch), so the next access asks again. */
+void meta_invalidate(struct meta *m, const char *id);
+
+struct meta_stats {
+	uint64_t calls; /* API calls made */
+	uint64_t hits;  /* answers from the cache */
+	uint64_t bytes; /* held now */
+	uint64_t entries;
+	uint64_t evictions;
+};
+void meta_stats(struct meta *m, struct meta_stats *out);
+
+#endif

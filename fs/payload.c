@@ -1,0 +1,1306 @@
+/*
+ * The payload layer of the mount (see payload.h): one download per key at a
+ * time, in its own thread, written sequentially into "<cache_dir>/<name>.part"
+ * and shared by every open handle of that key. Readers pread() the cache file
+ * once the bytes they want are there, and otherwise sleep on the entry's
+ * condition variable; nothing is held in memory beyond one stream chunk (or
+ * one unary answer, at most API_UNARY_OUTPUT_MAX). A finished download is
+ * renamed to "<name>" and kept, least recently used first out, while the
+ * complete files add up to no more than cache_size.
+ *
+ *	$ ls ~/.cache/scriptumfs
+ *	thr_5iab2u6rmrlr-3f0c...e1          a thread's output.json
+ *	thr_5iab2u6rmrlr_s2_out-9b41...07   the output of its step 2
+ *	thr_x2...-77aa...90.part            a download in progress
+ *
+ * A name is a readable prefix (the thread id and step path with every byte
+ * outside [A-Za-z0-9._-] replaced) and the SHA-256 of the full key, so the
+ * name is safe whatever the id holds and two keys never share a file.
+ *
+ * Locking: one mutex (ps->lock) guards the index, the LRU list, the counters
+ * and every entry's state; it is never held across a network transfer, only
+ * across local file system calls (open, rename, unlink) that keep the index
+ * and the directory in step. An entry is either attached (in the index; its
+ * file on disk is its own) or detached (failed, abandoned or replaced: its
+ * file has been unlinked and it lives on only for its handles and its
+ * download thread, freed when the last of them lets go).
+ */
+#include "payload.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errbuf.h"
+
+#define DIGEST_LEN  32
+#define HEX_LEN     (2 * DIGEST_LEN)
+#define PREFIX_MAX  40 /* readable bytes taken from the thread id, and from a step path */
+#define NAME_BUF    (2 * PREFIX_MAX + 8 + 1 + HEX_LEN + 1)
+#define PART_SUFFIX ".part"
+#define PATH_BUF    (NAME_BUF + sizeof(PART_SUFFIX))
+#define ERR_MAX     512
+#define WHY_MAX     320
+
+/* ---- SHA-256 (FIPS 180-4), for cache file names ---- */
+
+struct sha256 {
+	uint32_t h[8];
+	uint64_t len; /* bytes hashed */
+	unsigned char buf[64];
+	size_t n; /* bytes in buf */
+};
+
+static const uint32_t sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+static uint32_t
+ror32(uint32_t x, unsigned n)
+{
+	return (x >> n) | (x << (32 - n));
+}
+
+static void
+sha256_block(struct sha256 *s, const unsigned char *p)
+{
+	uint32_t w[64], v[8];
+
+	for (int i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+		       (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+	for (int i = 16; i < 64; i++) {
+		uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+		uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+
+		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+	}
+	memcpy(v, s->h, sizeof(v));
+	for (int i = 0; i < 64; i++) {
+		uint32_t s1 = ror32(v[4], 6) ^ ror32(v[4], 11) ^ ror32(v[4], 25);
+		uint32_t ch = (v[4] & v[5]) ^ (~v[4] & v[6]);
+		uint32_t t1 = v[7] + s1 + ch + sha256_k[i] + w[i];
+		uint32_t s0 = ror32(v[0], 2) ^ ror32(v[0], 13) ^ ror32(v[0], 22);
+		uint32_t maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
+
+		memmove(v + 1, v, 7 * sizeof(v[0]));
+		v[4] += t1;
+		v[0] = t1 + s0 + maj;
+	}
+	for (int i = 0; i < 8; i++)
+		s->h[i] += v[i];
+}
+
+static void
+sha256_init(struct sha256 *s)
+{
+	static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+	                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+	memcpy(s->h, h0, sizeof(h0));
+	s->len = 0;
+	s->n = 0;
+}
+
+static void
+sha256_update(struct sha256 *s, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	s->len += len;
+	while (len > 0) {
+		size_t take = 64 - s->n < len ? 64 - s->n : len;
+
+		memcpy(s->buf + s->n, p, take);
+		s->n += take;
+		p += take;
+		len -= take;
+		if (s->n == 64) {
+			sha256_block(s, s->buf);
+			s->n = 0;
+		}
+	}
+}
+
+static void
+sha256_final(struct sha256 *s, unsigned char out[DIGEST_LEN])
+{
+	uint64_t bits = s->len * 8;
+	unsigned char pad[72] = {0x80};
+	size_t padlen = (s->n < 56 ? 56 : 120) - s->n;
+
+	for (int i = 0; i < 8; i++)
+		pad[padlen + (size_t)i] = (unsigned char)(bits >> (56 - 8 * i));
+	sha256_update(s, pad, padlen + 8);
+	for (int i = 0; i < 8; i++)
+		for (int j = 0; j < 4; j++)
+			out[4 * i + j] = (unsigned char)(s->h[i] >> (24 - 8 * j));
+}
+
+/* ---- the manager's state ---- */
+
+enum pstate {
+	P_DOWNLOADING, /* the bytes are arriving into <name>.part */
+	P_COMPLETE,    /* all size bytes are in the file */
+	P_FAILED,      /* the download ended short: bytes below written are good */
+};
+
+/* One key: a complete cache file, or a download in progress. Fields are
+ * guarded by ps->lock, except those fixed before the download thread starts
+ * (digest, name, size, thread_id, step_path, part) and fd, which changes
+ * only while no handle and no download thread use the entry. */
+struct pentry {
+	struct payloads *ps;
+	unsigned char digest[DIGEST_LEN];
+	char name[NAME_BUF]; /* the complete file's name; ".part" appended while downloading */
+	uint64_t size;
+	enum pstate state;
+	bool attached;       /* in the index, and its file on disk is its own */
+	int fd;              /* -1 unless a handle is open or the download runs */
+	uint64_t written;    /* bytes of fd that can be read */
+	unsigned handles;    /* open payload handles */
+	int64_t mtime_ns;    /* for the scan's LRU order only */
+	pthread_cond_t cond; /* written, state or a wake changed */
+	char error[ERR_MAX]; /* why it failed */
+
+	/* the download, while thread_live */
+	bool thread_live;
+	bool abandoned; /* nobody wants it any more: stop */
+	bool unary;     /* in the GetThreadResult call, which the watchdog cannot abort */
+	bool stalled;   /* the watchdog aborted it */
+	int64_t last_io_ms;
+	struct http_abort *abort; /* owned; freed when the thread ends */
+	char *thread_id;          /* owned */
+	char *step_path;          /* owned; NULL: the thread's output */
+	enum model_step_part part;
+
+	struct pentry *hnext;               /* hash chain */
+	struct pentry *lru_prev, *lru_next; /* complete, attached, no handle */
+	bool in_lru;
+	struct pentry *live_prev, *live_next; /* downloads running */
+};
+
+struct payloads {
+	struct api *api;
+	int dirfd;
+	uint64_t cache_size;
+	size_t max_chunk;
+	int64_t stall_ms;
+
+	pthread_mutex_t lock;
+	pthread_cond_t idle; /* a download thread ended */
+	pthread_cond_t tick; /* CLOCK_MONOTONIC: the watchdog's sleep, cut short at the end */
+	struct pentry **buckets;
+	size_t nbuckets, nentries;
+	struct pentry *lru_head, *lru_tail; /* head: least recently used */
+	struct pentry *live;
+	bool closing;
+	bool have_watchdog;
+	pthread_t watchdog;
+	struct payloads_stats st;
+};
+
+/* A handle: an entry's, or bytes given at open (inline). */
+struct payload {
+	struct payloads *ps;
+	struct pentry *e;    /* NULL: inline */
+	unsigned char *data; /* inline bytes (owned) */
+	uint64_t size;
+	size_t len; /* inline: bytes given; they must be size */
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *
+errstr(int err, char *buf, size_t len)
+{
+	/* the GNU strerror_r (_GNU_SOURCE): thread-safe, returns the text */
+	return strerror_r(err, buf, len);
+}
+
+/* ---- names ---- */
+
+/* Appends up to PREFIX_MAX bytes of s, each outside [A-Za-z0-9._-] made '_'
+ * (and a leading '.' too, so that no name is hidden or a dot-segment). */
+static size_t
+sanitize(char *out, size_t at, const char *s)
+{
+	for (size_t i = 0; s[i] != '\0' && i < PREFIX_MAX; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		bool keep = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		            (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		            (ch == '.' && at > 0);
+
+		out[at++] = keep ? (char)ch : '_';
+	}
+	return at;
+}
+
+/* The digest and the file name of a key. The hash covers the whole key with
+ * NUL separators, so no two keys share a name, however long or odd. */
+static void
+key_name(const struct payload_key *k, bool step, unsigned char digest[DIGEST_LEN],
+         char name[NAME_BUF])
+{
+	static const char hex[] = "0123456789abcdef";
+	struct sha256 h;
+	size_t at = 0;
+
+	sha256_init(&h);
+	sha256_update(&h, "scriptumfs-payload-1", 21); /* with its NUL */
+	sha256_update(&h, k->thread_id, strlen(k->thread_id) + 1);
+	if (step) {
+		char part = k->part == MODEL_PART_INPUT ? 'i' : 'o';
+
+		sha256_update(&h, k->step_path, strlen(k->step_path) + 1);
+		sha256_update(&h, &part, 1);
+	}
+	sha256_final(&h, digest);
+
+	at = sanitize(name, at, k->thread_id);
+	if (step) {
+		memcpy(name + at, "_s", 2);
+		at = sanitize(name, at + 2, k->step_path);
+		memcpy(name + at, k->part == MODEL_PART_INPUT ? "_in" : "_out", 4);
+		at += strlen(name + at);
+	}
+	name[at++] = '-';
+	for (int i = 0; i < DIGEST_LEN; i++) {
+		name[at++] = hex[digest[i] >> 4];
+		name[at++] = hex[digest[i] & 15];
+	}
+	name[at] = '\0';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Whether a directory entry is one of ours: "<prefix>-<64 hex>", with
+ * ".part" when it is a download that never finished. */
+static bool
+parse_name(const char *name, unsigned char digest[DIGEST_LEN], bool *part)
+{
+	size_t len = strlen(name), sl = strlen(PART_SUFFIX);
+	const char *hexs;
+
+	*part = len > sl && strcmp(name + len - sl, PART_SUFFIX) == 0;
+	if (*part)
+		len -= sl;
+	if (len < HEX_LEN + 2 || len >= NAME_BUF || name[0] == '.' ||
+	    name[len - HEX_LEN - 1] != '-')
+		return false;
+	hexs = name + len - HEX_LEN;
+	for (int i = 0; i < DIGEST_LEN; i++) {
+		int hi = hexval(hexs[2 * i]), lo = hexval(hexs[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		digest[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static void
+part_name(const struct pentry *e, char *buf)
+{
+	snprintf(buf, PATH_BUF, "%s%s", e->name, PART_SUFFIX);
+}
+
+/* ---- the index, the LRU list, the live list (ps->lock held) ---- */
+
+static size_t
+bucket_of(const struct payloads *ps, const unsigned char *digest)
+{
+	uint64_t h;
+
+	memcpy(&h, digest, sizeof(h));
+	return (size_t)(h & (ps->nbuckets - 1));
+}
+
+static struct pentry **
+index_slot(struct payloads *ps, const unsigned char *digest)
+{
+	struct pentry **pp = &ps->buckets[bucket_of(ps, digest)];
+
+	while (*pp != NULL && memcmp((*pp)->digest, digest, DIGEST_LEN) != 0)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+/* Doubles the table; when memory is short the chains just get longer. */
+static void
+index_grow(struct payloads *ps)
+{
+	size_t old = ps->nbuckets, n = old * 2;
+	struct pentry **nb = calloc(n, sizeof(*nb)), **ob = ps->buckets;
+
+	if (nb == NULL)
+		return;
+	ps->buckets = nb;
+	ps->nbuckets = n;
+	for (size_t i = 0; i < old; i++) {
+		while (ob[i] != NULL) {
+			struct pentry *e = ob[i];
+			size_t b = bucket_of(ps, e->digest);
+
+			ob[i] = e->hnext;
+			e->hnext = nb[b];
+			nb[b] = e;
+		}
+	}
+	free(ob);
+}
+
+static void
+index_insert(struct payloads *ps, struct pentry *e)
+{
+	struct pentry **pp;
+
+	if (ps->nentries >= ps->nbuckets)
+		index_grow(ps);
+	pp = &ps->buckets[bucket_of(ps, e->digest)];
+	e->hnext = *pp;
+	*pp = e;
+	ps->nentries++;
+	e->attached = true;
+}
+
+static void
+index_remove(struct payloads *ps, struct pentry *e)
+{
+	struct pentry **pp = &ps->buckets[bucket_of(ps, e->digest)];
+
+	while (*pp != NULL && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp == e) {
+		*pp = e->hnext;
+		ps->nentries--;
+	}
+	e->hnext = NULL;
+	e->attached = false;
+}
+
+static void
+lru_append(struct payloads *ps, struct pentry *e)
+{
+	e->lru_prev = ps->lru_tail;
+	e->lru_next = NULL;
+	if (ps->lru_tail != NULL)
+		ps->lru_tail->lru_next = e;
+	else
+		ps->lru_head = e;
+	ps->lru_tail = e;
+	e->in_lru = true;
+}
+
+static void
+lru_remove(struct payloads *ps, struct pentry *e)
+{
+	if (!e->in_lru)
+		return;
+	if (e->lru_prev != NULL)
+		e->lru_prev->lru_next = e->lru_next;
+	else
+		ps->lru_head = e->lru_next;
+	if (e->lru_next != NULL)
+		e->lru_next->lru_prev = e->lru_prev;
+	else
+		ps->lru_tail = e->lru_prev;
+	e->lru_prev = e->lru_next = NULL;
+	e->in_lru = false;
+}
+
+static void
+live_insert(struct payloads *ps, struct pentry *e)
+{
+	e->live_prev = NULL;
+	e->live_next = ps->live;
+	if (ps->live != NULL)
+		ps->live->live_prev = e;
+	ps->live = e;
+}
+
+static void
+live_remove(struct payloads *ps, struct pentry *e)
+{
+	if (e->live_prev != NULL)
+		e->live_prev->live_next = e->live_next;
+	else
+		ps->live = e->live_next;
+	if (e->live_next != NULL)
+		e->live_next->live_prev = e->live_prev;
+	e->live_prev = e->live_next = NULL;
+}
+
+/* ---- entries ---- */
+
+static struct pentry *
+entry_new(struct payloads *ps, const unsigned char *digest, const char *name)
+{
+	struct pentry *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	e->ps = ps;
+	memcpy(e->digest, digest, DIGEST_LEN);
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->fd = -1;
+	pthread_cond_init(&e->cond, NULL);
+	return e;
+}
+
+/* Frees an entry nobody uses any more (no handle, no thread, not in a list). */
+static void
+entry_free(struct pentry *e)
+{
+	if (e->fd >= 0)
+		close(e->fd);
+	http_abort_free(e->abort);
+	free(e->thread_id);
+	free(e->step_path);
+	pthread_cond_destroy(&e->cond);
+	free(e);
+}
+
+/* Takes an entry out of the index and removes its file, so that the key's
+ * next open starts afresh. Handles still open keep reading through their
+ * descriptor; a running download goes on into the unlinked file. */
+static void
+detach(struct payloads *ps, struct pentry *e)
+{
+	char path[PATH_BUF];
+
+	if (!e->attached)
+		return;
+	index_remove(ps, e);
+	lru_remove(ps, e);
+	if (e->state == P_COMPLETE) {
+		unlinkat(ps->dirfd, e->name, 0);
+		ps->st.cache_bytes -= e->size;
+		ps->st.cache_files--;
+	} else {
+		part_name(e, path);
+		unlinkat(ps->dirfd, path, 0);
+	}
+}
+
+/* Frees e if it is detached and nothing refers to it any more. */
+static void
+release_if_unused(struct pentry *e)
+{
+	if (!e->attached && e->handles == 0 && !e->thread_live)
+		entry_free(e);
+}
+
+/* Deletes least recently used complete files until the rest fit. Only
+ * files that no handle has open are on the LRU list. */
+static void
+trim(struct payloads *ps)
+{
+	while (ps->st.cache_bytes > ps->cache_size && ps->lru_head != NULL) {
+		struct pentry *e = ps->lru_head;
+
+		detach(ps, e);
+		ps->st.evictions++;
+		entry_free(e);
+	}
+}
+
+/* Opens a complete file for its first handle; -errno when it is gone or
+ * no longer the size it had (someone else touched the cache). */
+static int
+entry_reopen(struct payloads *ps, struct pentry *e)
+{
+	struct stat st;
+	int fd = openat(ps->dirfd, e->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size) {
+		close(fd);
+		return -EIO;
+	}
+	/* the modification time is the LRU order a later run's scan sees */
+	futimens(fd, NULL);
+	lru_remove(ps, e);
+	e->fd = fd;
+	return 0;
+}
+
+/* ---- the download thread ---- */
+
+/* One download's progress, private to its thread. */
+struct dl {
+	struct pentry *e;
+	uint64_t off; /* bytes written */
+	bool meta;    /* the payload's size was announced, and it agreed */
+	bool done;    /* a step part's final chunk came: the rest is not ours */
+	char why[WHY_MAX];
+};
+
+static int dl_fail(struct dl *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Records why the download cannot go on; the callback's -ECANCELED then
+ * ends the stream call (not -EIO, which the API reads as a cut body). */
+static int
+dl_fail(struct dl *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(d->why, sizeof(d->why), fmt, ap);
+	va_end(ap);
+	return -ECANCELED;
+}
+
+/* Appends bytes to the cache file and tells the readers. */
+static int
+dl_write(struct dl *d, const unsigned char *p, size_t n)
+{
+	struct pentry *e = d->e;
+	struct payloads *ps = e->ps;
+	bool abandoned;
+
+	if (n > e->size - d->off)
+		return dl_fail(d, "more than the %" PRIu64 " bytes expected", e->size);
+	for (size_t done = 0; done < n;) {
+		ssize_t w = pwrite(e->fd, p + done, n - done, (off_t)(d->off + done));
+		char eb[128];
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return dl_fail(d, "writing the cache file: %s",
+			               errstr(w < 0 ? errno : EIO, eb, sizeof(eb)));
+		done += (size_t)w;
+	}
+	d->off += n;
+	pthread_mutex_lock(&ps->lock);
+	e->written = d->off;
+	e->last_io_ms = now_ms();
+	ps->st.bytes_downloaded += n;
+	abandoned = e->abandoned;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&ps->lock);
+	return abandoned ? -ECANCELED : 0;
+}
+
+static int
+check_size(struct dl *d, int64_t total)
+{
+	if (total < 0 || (uint64_t)total != d->e->size)
+		return dl_fail(d,
+		               "the server has %" PRId64 " bytes where %" PRIu64 " were expected",
+		               total, d->e->size);
+	d->meta = true;
+	return 0;
+}
+
+static int
+on_result(const struct model_result_msg *m, void *arg)
+{
+	struct dl *d = arg;
+
+	switch (m->kind) {
+	case MODEL_MSG_META:
+		return check_size(d, m->output_total_bytes);
+	case MODEL_MSG_CHUNK:
+		if (!d->meta)
+			return dl_fail(d, "a chunk before the meta message");
+		return m->len > 0 ? dl_write(d, m->data, m->len) : 0;
+	default:
+		return 0;
+	}
+}
+
+/* A step's stream holds its input, then its output: only the wanted part's
+ * bytes are written, and once it is whole the stream is left. */
+static int
+on_step(const struct model_result_msg *m, void *arg)
+{
+	struct dl *d = arg;
+	const struct pentry *e = d->e;
+	int rc;
+
+	switch (m->kind) {
+	case MODEL_MSG_STEP_META:
+		if (strcmp(m->step_meta.step.step_path, e->step_path) != 0)
+			return 0;
+		return check_size(d, e->part == MODEL_PART_INPUT ? m->step_meta.input_total_bytes
+		                                                 : m->step_meta.output_total_bytes);
+	case MODEL_MSG_STEP_CHUNK:
+		if (strcmp(m->step_path, e->step_path) != 0 || m->part != e->part)
+			return 0;
+		if (!d->meta)
+			return dl_fail(d, "a chunk of step %s before its stepMeta", e->step_path);
+		if (m->len > 0 && (rc = dl_write(d, m->data, m->len)) != 0)
+			return rc;
+		if (m->is_final && d->off == e->size) {
+			d->done = true;
+			return -ECANCELED;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* A thread output that fits the unary limit: one GetThreadResult. Returns
+ * 0 when the bytes are written, 1 when the answer cannot be used (truncated,
+ * or another size) and the stream must be asked, -EIO with why. */
+static int
+fetch_unary(struct dl *d, char *why, size_t len)
+{
+	struct pentry *e = d->e;
+	struct api_result_query q = {.output_only = true};
+	struct model_result r;
+	struct http_error he;
+	int rc;
+
+	rc = api_get_result(e->ps->api, e->thread_id, &q, &r, &he);
+	if (rc != 0) {
+		http_error_string(&he, why, len);
+		return -EIO;
+	}
+	if (r.output_truncated || r.output_len != e->size || r.output_data == NULL) {
+		model_result_clear(&r);
+		return 1;
+	}
+	rc = dl_write(d, r.output_data, r.output_len);
+	model_result_clear(&r);
+	if (rc != 0) {
+		snprintf(why, len, "%s: %s", he.call, d->why[0] != '\0' ? d->why : "abandoned");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* What a stream call's result means for the download: 0, or -EIO with why
+ * in the "Call id: message" form of http_error_string(). */
+static int
+stream_outcome(struct dl *d, int rc, struct http_error *he, char *why, size_t len)
+{
+	struct pentry *e = d->e;
+	bool stalled;
+
+	if (d->done && d->off == e->size)
+		return 0;
+	if (d->why[0] != '\0') {
+		snprintf(why, len, "%s: %s", he->call, d->why);
+		return -EIO;
+	}
+	if (rc == 0) {
+		if (d->meta && d->off == e->size)
+			return 0;
+		if (!d->meta && e->step_path != NULL)
+			snprintf(why, len, "%s: the stream held no step %s", he->call,
+			         e->step_path);
+		else
+			snprintf(why, len,
+			         "%s: the stream ended after %" PRIu64 " of %" PRIu64 " bytes",
+			         he->call, d->off, e->size);
+		return -EIO;
+	}
+	pthread_mutex_lock(&e->ps->lock);
+	stalled = e->stalled;
+	pthread_mutex_unlock(&e->ps->lock);
+	if (rc == -EINTR && stalled)
+		snprintf(why, len,
+		         "%s: no byte for %" PRId64 " ms (%" PRIu64 " of %" PRIu64 " bytes)",
+		         he->call, e->ps->stall_ms, d->off, e->size);
+	else
+		http_error_string(he, why, len);
+	return -EIO;
+}
+
+/* The end of a download, good or bad: the file becomes the cache file or
+ * goes, the readers are told, and the entry is freed if nobody holds it. */
+static void
+download_end(struct pentry *e, bool ok, const char *why)
+{
+	struct payloads *ps = e->ps;
+	char path[PATH_BUF];
+
+	pthread_mutex_lock(&ps->lock);
+	live_remove(ps, e);
+	ps->st.active--;
+	e->thread_live = false;
+	http_abort_free(e->abort); /* no call uses it now, and nobody fires it once !thread_live */
+	e->abort = NULL;
+	if (ok) {
+		if (e->attached) {
+			part_name(e, path);
+			if (renameat(ps->dirfd, path, ps->dirfd, e->name) == 0) {
+				e->state = P_COMPLETE;
+				ps->st.cache_bytes += e->size;
+				ps->st.cache_files++;
+			} else {
+				/* the bytes are good for the open handles, just not kept */
+				detach(ps, e);
+			}
+		}
+		e->state = P_COMPLETE;
+		e->written = e->size;
+	} else {
+		detach(ps, e);
+		e->state = P_FAILED;
+		snprintf(e->error, sizeof(e->error), "%s", why);
+		if (!e->abandoned)
+			ps->st.downloads_failed++;
+	}
+	pthread_cond_broadcast(&e->cond);
+	if (e->attached && e->handles == 0) {
+		/* the last reader left once it had every byte: a cache file now */
+		close(e->fd);
+		e->fd = -1;
+		lru_append(ps, e);
+	}
+	/* either may free e: it is not touched after this */
+	if (e->attached)
+		trim(ps);
+	else
+		release_if_unused(e);
+	pthread_cond_broadcast(&ps->idle);
+	pthread_mutex_unlock(&ps->lock);
+}
+
+static void *
+download_main(void *arg)
+{
+	struct pentry *e = arg;
+	struct payloads *ps = e->ps;
+	struct dl d = {.e = e};
+	struct http_error he;
+	char why[ERR_MAX] = "";
+	int rc = 1;
+
+	if (e->step_path == NULL && e->size <= (uint64_t)API_UNARY_OUTPUT_MAX)
+		rc = fetch_unary(&d, why, sizeof(why));
+	if (rc > 0) {
+		pthread_mutex_lock(&ps->lock);
+		e->unary = false;
+		e->last_io_ms = now_ms();
+		if (e->abandoned)
+			rc = -ECANCELED;
+		pthread_mutex_unlock(&ps->lock);
+	}
+	if (rc > 0) {
+		if (e->step_path == NULL)
+			rc = api_stream_result(ps->api, e->thread_id, ps->max_chunk, on_result, &d,
+			                       e->abort, &he);
+		else
+			rc = api_stream_steps(ps->api, e->thread_id, e->step_path, ps->max_chunk,
+			                      on_step, &d, e->abort, &he);
+		rc = stream_outcome(&d, rc, &he, why, sizeof(why));
+	}
+	download_end(e, rc == 0, why);
+	return NULL;
+}
+
+/* Aborts downloads that have been silent for stall_ms: the stream calls
+ * take no stall time of their own, so the manager keeps it. */
+static void *
+watchdog_main(void *arg)
+{
+	struct payloads *ps = arg;
+	int64_t period = ps->stall_ms / 4;
+
+	if (period < 10)
+		period = 10;
+	if (period > 1000)
+		period = 1000;
+	pthread_mutex_lock(&ps->lock);
+	while (!ps->closing) {
+		int64_t now = now_ms(), until = now + period;
+		struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000};
+
+		for (struct pentry *e = ps->live; e != NULL; e = e->live_next) {
+			if (!e->unary && !e->stalled && now - e->last_io_ms >= ps->stall_ms) {
+				e->stalled = true;
+				http_abort(e->abort);
+			}
+		}
+		pthread_cond_timedwait(&ps->tick, &ps->lock, &ts);
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return NULL;
+}
+
+/* Starts the download of a key not in the index (ps->lock held). */
+static int
+download_start(struct payloads *ps, const struct payload_key *k, bool step,
+               const unsigned char *digest, const char *name, uint64_t size, struct pentry **out)
+{
+	struct pentry *e = entry_new(ps, digest, name);
+	char path[PATH_BUF];
+	pthread_attr_t attr;
+	pthread_t tid;
+	int rc;
+
+	if (e == NULL)
+		return -ENOMEM;
+	e->size = size;
+	e->state = P_DOWNLOADING;
+	e->part = k->part;
+	e->thread_id = strdup(k->thread_id);
+	e->step_path = step ? strdup(k->step_path) : NULL;
+	e->abort = http_abort_new();
+	if (e->thread_id == NULL || (step && e->step_path == NULL) || e->abort == NULL) {
+		entry_free(e);
+		return -ENOMEM;
+	}
+	part_name(e, path);
+	e->fd = openat(ps->dirfd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (e->fd < 0) {
+		entry_free(e);
+		return -EIO;
+	}
+	e->handles = 1;
+	e->thread_live = true;
+	e->unary = !step && size <= (uint64_t)API_UNARY_OUTPUT_MAX;
+	e->last_io_ms = now_ms();
+	/* detached: whoever drops the last reference frees the entry, and
+	 * payloads_free() waits for the count of running downloads */
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&tid, &attr, download_main, e);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		unlinkat(ps->dirfd, path, 0);
+		entry_free(e);
+		return -ENOMEM;
+	}
+	/* the thread touches the lists only under ps->lock, which we hold */
+	index_insert(ps, e);
+	live_insert(ps, e);
+	ps->st.downloads++;
+	ps->st.active++;
+	*out = e;
+	return 0;
+}
+
+/* ---- the manager ---- */
+
+static int
+mkdir_p(const char *dir)
+{
+	char *p = strdup(dir);
+	int rc = 0;
+
+	if (p == NULL)
+		return -ENOMEM;
+	for (char *s = p + 1; *s != '\0' && rc == 0; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) != 0 && errno != EEXIST)
+			rc = -errno;
+		*s = '/';
+	}
+	if (rc == 0 && mkdir(p, 0700) != 0 && errno != EEXIST)
+		rc = -errno;
+	free(p);
+	return rc;
+}
+
+static int
+by_mtime(const void *a, const void *b)
+{
+	const struct pentry *x = *(struct pentry *const *)a, *y = *(struct pentry *const *)b;
+
+	return (x->mtime_ns > y->mtime_ns) - (x->mtime_ns < y->mtime_ns);
+}
+
+/* Indexes the complete files an earlier run left (oldest modification
+ * first in the LRU order), removes its unfinished ones, and trims. Files
+ * that are not ours are left alone. */
+static int
+scan(struct payloads *ps, char *err, size_t errlen)
+{
+	struct pentry **found = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd = openat(ps->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char eb[128];
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		int rc = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		return errbuf_set(err, errlen, rc, "cache directory: %s",
+		                  errstr(-rc, eb, sizeof(eb)));
+	}
+	while ((de = readdir(d)) != NULL) {
+		unsigned char digest[DIGEST_LEN];
+		struct stat st;
+		struct pentry *e;
+		bool part;
+
+		if (!parse_name(de->d_name, digest, &part))
+			continue;
+		if (part) {
+			unlinkat(ps->dirfd, de->d_name, 0);
+			continue;
+		}
+		if (fstatat(ps->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			struct pentry **nf = realloc(found, nc * sizeof(*nf));
+
+			if (nf == NULL)
+				break; /* the rest stays unindexed: a cache, not data */
+			found = nf;
+			cap = nc;
+		}
+		if ((e = entry_new(ps, digest, de->d_name)) == NULL)
+			break;
+		e->size = (uint64_t)st.st_size;
+		e->written = e->size;
+		e->state = P_COMPLETE;
+		e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		found[n++] = e;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(found, n, sizeof(*found), by_mtime);
+	for (size_t i = 0; i < n; i++) {
+		struct pentry *e = found[i];
+
+		if (*index_slot(ps, e->digest) != NULL) {
+			entry_free(e); /* two names for one key: a hand-made copy */
+			continue;
+		}
+		index_insert(ps, e);
+		lru_append(ps, e);
+		ps->st.cache_bytes += e->size;
+		ps->st.cache_files++;
+	}
+	free(found);
+	trim(ps);
+	return 0;
+}
+
+int
+payloads_new(struct api *api, const struct payloads_options *o, struct payloads **out, char *err,
+             size_t errlen)
+{
+	struct payloads *ps;
+	pthread_condattr_t ca;
+	char eb[128];
+	int rc;
+
+	*out = NULL;
+	if (api == NULL || o == NULL || o->cache_dir == NULL || o->cache_dir[0] == '\0')
+		return errbuf_set(err, errlen, -EINVAL, "a cache directory is required");
+	if ((rc = mkdir_p(o->cache_dir)) != 0)
+		return errbuf_set(err, errlen, rc, "%s: %s", o->cache_dir,
+		                  errstr(-rc, eb, sizeof(eb)));
+	if ((ps = calloc(1, sizeof(*ps))) == NULL ||
+	    (ps->buckets = calloc(64, sizeof(*ps->buckets))) == NULL) {
+		free(ps);
+		return errbuf_set(err, errlen, -ENOMEM, "out of memory");
+	}
+	ps->nbuckets = 64;
+	ps->api = api;
+	ps->cache_size = o->cache_size;
+	ps->max_chunk = o->max_chunk;
+	ps->stall_ms = o->stall_ms > 0 ? o->stall_ms : 0;
+	ps->dirfd = open(o->cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ps->dirfd < 0) {
+		rc = -errno;
+		free(ps->buckets);
+		free(ps);
+		return errbuf_set(err, errlen, rc, "%s: %s", o->cache_dir,
+		                  errstr(-rc, eb, sizeof(eb)));
+	}
+	/* two managers on one directory would delete each other's downloads
+	 * in their scans and each count the other's files: one at a time */
+	if (flock(ps->dirfd, LOCK_EX | LOCK_NB) != 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(ps->dirfd);
+		free(ps->buckets);
+		free(ps);
+		return errbuf_set(err, errlen, rc, "%s: %s", o->cache_dir,
+		                  rc == -EBUSY ? "in use by another cache manager"
+		                               : errstr(-rc, eb, sizeof(eb)));
+	}
+	pthread_mutex_init(&ps->lock, NULL);
+	pthread_cond_init(&ps->idle, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ps->tick, &ca);
+	pthread_condattr_destroy(&ca);
+	if ((rc = scan(ps, err, errlen)) == 0 && ps->stall_ms > 0) {
+		rc = -pthread_create(&ps->watchdog, NULL, watchdog_main, ps);
+		ps->have_watchdog = rc == 0;
+		if (rc != 0)
+			errbuf_set(err, errlen, rc, "cannot start a thread");
+	}
+	if (rc != 0) {
+		payloads_free(ps);
+		return rc;
+	}
+	*out = ps;
+	return 0;
+}
+
+void
+payloads_free(struct payloads *ps)
+{
+	if (ps == NULL)
+		return;
+	pthread_mutex_lock(&ps->lock);
+	ps->closing = true;
+	for (struct pentry *e = ps->live; e != NULL; e = e->live_next) {
+		e->abandoned = true;
+		http_abort(e->abort);
+	}
+	pthread_cond_broadcast(&ps->tick);
+	while (ps->st.active > 0)
+		pthread_cond_wait(&ps->idle, &ps->lock);
+	pthread_mutex_unlock(&ps->lock);
+	if (ps->have_watchdog)
+		pthread_join(ps->watchdog, NULL);
+	for (size_t i = 0; i < ps->nbuckets; i++) {
+		while (ps->buckets[i] != NULL) {
+			struct pentry *e = ps->buckets[i];
+
+			ps->buckets[i] = e->hnext;
+			entry_free(e);
+		}
+	}
+	free(ps->buckets);
+	pthread_cond_destroy(&ps->tick);
+	pthread_cond_destroy(&ps->idle);
+	pthread_mutex_destroy(&ps->lock);
+	close(ps->dirfd);
+	free(ps);
+}
+
+/* ---- handles ---- */
+
+int
+payload_open(struct payloads *ps, const struct payload_key *k, uint64_t size, const void *data,
+             size_t len, struct payload **out)
+{
+	unsigned char digest[DIGEST_LEN];
+	char name[NAME_BUF];
+	struct payload *pl;
+	struct pentry *e;
+	bool step;
+	int rc = 0;
+
+	*out = NULL;
+	if (k == NULL || k->thread_id == NULL || k->thread_id[0] == '\0')
+		return -EINVAL;
+	step = k->step_path != NULL && k->step_path[0] != '\0';
+	if (step && k->part != MODEL_PART_INPUT && k->part != MODEL_PART_OUTPUT)
+		return -EINVAL;
+	if ((pl = calloc(1, sizeof(*pl))) == NULL)
+		return -ENOMEM;
+	pl->ps = ps;
+	pl->size = size;
+	/* bytes at hand (or none at all): nothing to fetch or keep */
+	if (data != NULL || size == 0) {
+		pl->len = data != NULL ? len : 0;
+		if (pl->len > 0 && (pl->data = malloc(pl->len)) == NULL) {
+			free(pl);
+			return -ENOMEM;
+		}
+		if (pl->len > 0)
+			memcpy(pl->data, data, pl->len);
+		*out = pl;
+		return 0;
+	}
+	key_name(k, step, digest, name);
+
+	pthread_mutex_lock(&ps->lock);
+	e = *index_slot(ps, digest);
+	if (e != NULL && e->size != size) {
+		/* the caller knows the exact size: these bytes are not the payload */
+		detach(ps, e);
+		release_if_unused(e);
+		e = NULL;
+	}
+	if (e != NULL && e->state == P_COMPLETE && e->handles == 0 && entry_reopen(ps, e) != 0) {
+		detach(ps, e);
+		release_if_unused(e);
+		e = NULL;
+	}
+	if (e != NULL) {
+		e->handles++;
+		if (e->state == P_COMPLETE)
+			ps->st.cache_hits++;
+	} else {
+		rc = download_start(ps, k, step, digest, name, size, &e);
+	}
+	pthread_mutex_unlock(&ps->lock);
+	if (rc != 0) {
+		free(pl);
+		return rc;
+	}
+	pl->e = e;
+	*out = pl;
+	return 0;
+}
+
+static ssize_t
+pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -EIO; /* the file lost bytes it had: never a short read */
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+ssize_t
+payload_read(struct payload *pl, void *buf, size_t len, uint64_t off, const atomic_bool *cancelled)
+{
+	struct pentry *e = pl->e;
+	struct payloads *ps = pl->ps;
+	size_t want;
+	int fd;
+
+	if (e == NULL && pl->len != pl->size)
+		return -EIO;
+	if (off >= pl->size || len == 0)
+		return 0;
+	want = pl->size - off < len ? (size_t)(pl->size - off) : len;
+	if (want > SSIZE_MAX)
+		want = SSIZE_MAX;
+	if (e == NULL) {
+		memcpy(buf, pl->data + off, want);
+		return (ssize_t)want;
+	}
+	pthread_mutex_lock(&ps->lock);
+	while (e->written < off + want) {
+		if (e->state == P_FAILED) {
+			pthread_mutex_unlock(&ps->lock);
+			return -EIO;
+		}
+		if (cancelled != NULL && atomic_load(cancelled)) {
+			pthread_mutex_unlock(&ps->lock);
+			return -EINTR;
+		}
+		pthread_cond_wait(&e->cond, &ps->lock);
+	}
+	fd = e->fd;
+	pthread_mutex_unlock(&ps->lock);
+	return pread_full(fd, buf, want, off);
+}
+
+void
+payload_wake(struct payload *pl)
+{
+	if (pl == NULL || pl->e == NULL)
+		return;
+	pthread_mutex_lock(&pl->ps->lock);
+	pthread_cond_broadcast(&pl->e->cond);
+	pthread_mutex_unlock(&pl->ps->lock);
+}
+
+void
+payload_error(struct payload *pl, char *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	if (pl->e == NULL) {
+		if (pl->len != pl->size)
+			snprintf(buf, len, "%zu bytes given for a payload of %" PRIu64, pl->len,
+			         pl->size);
+		else
+			buf[0] = '\0';
+		return;
+	}
+	pthread_mutex_lock(&pl->ps->lock);
+	snprintf(buf, len, "%s", pl->e->state == P_FAILED ? pl->e->error : "");
+	pthread_mutex_unlock(&pl->ps->lock);
+}
+
+void
+payload_close(struct payload *pl)
+{
+	struct pentry *e;
+	struct payloads *ps;
+
+	if (pl == NULL)
+		return;
+	e = pl->e;
+	ps = pl->ps;
+	if (e != NULL) {
+		pthread_mutex_lock(&ps->lock);
+		if (--e->handles == 0) {
+			if (e->thread_live && e->written == e->size) {
+				/* every byte is in and the thread is only finishing:
+				 * let it keep the file (download_end() does) */
+			} else if (e->thread_live) {
+				/* nobody reads it any more: stop the transfer, drop
+				 * the partial file; the thread frees the entry */
+				e->abandoned = true;
+				detach(ps, e);
+				http_abort(e->abort);
+			} else if (e->attached) {
+				close(e->fd);
+				e->fd = -1;
+				lru_append(ps, e);
+				trim(ps);
+			} else {
+				entry_free(e);
+			}
+		}
+		pthread_mutex_unlock(&ps->lock);
+	}
+	free(pl->data);
+	free(pl);
+}
+
+void
+payloads_stats(struct payloads *ps, struct payloads_stats *out)
+{
+	pthread_mutex_lock(&ps->lock);
+	*out = ps->st;
+	pthread_mutex_unlock(&ps->lock);
+}

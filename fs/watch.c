@@ -1,0 +1,413 @@
+/*
+ * Watches of threads (see watch.h): one pthread per followed thread runs
+ * WatchThread, taking a dropped stream up again, and records each event as
+ * a line of the thread's `events` text. Records are looked at under one
+ * mutex; the streams and the kernel notifications happen outside it.
+ */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tree.h"
+#include "watch.h"
+
+#define FIRST_WAIT_MS 10000 /* how long a reader waits for the first event */
+#define RETRY_MIN_MS  250
+#define RETRY_MAX_MS  5000
+
+struct watch {
+	char *id;
+	struct watches *owner;
+	pthread_t thread;
+	bool started; /* the pthread exists (join it) */
+	bool done;    /* ... and has ended */
+	struct http_abort *abort;
+
+	char *text; /* NDJSON of the events (owned) */
+	size_t len, cap;
+	bool final;  /* the thread ended: the text is complete */
+	bool first;  /* the first event (or a failure) has come */
+	int err;     /* why the watch could not start, when no event came */
+	bool capped; /* WATCH_MAX_TEXT reached: later events are not kept */
+	enum model_thread_status last_status;
+	char last_step[128];
+	int64_t used_ms;
+	struct watch *next;
+};
+
+struct watches {
+	struct fsm *m;
+	struct fuse_session *se;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* an event came, or a watch ended */
+	struct watch *list;
+	size_t n;
+	bool closing;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct watches *
+watches_new(struct fsm *m, void *se)
+{
+	struct watches *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->m = m;
+	w->se = se;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	return w;
+}
+
+static void
+watch_destroy(struct watch *x)
+{
+	http_abort_free(x->abort);
+	free(x->text);
+	free(x->id);
+	free(x);
+}
+
+/* Stops x's stream and waits for its thread. Called without the lock. */
+static void
+watch_stop(struct watch *x)
+{
+	http_abort(x->abort);
+	if (x->started)
+		pthread_join(x->thread, NULL);
+}
+
+void
+watches_free(struct watches *w)
+{
+	struct watch *x, *next;
+
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->closing = true;
+	x = w->list;
+	w->list = NULL;
+	pthread_mutex_unlock(&w->lock);
+	for (; x != NULL; x = next) {
+		next = x->next;
+		watch_stop(x);
+		watch_destroy(x);
+	}
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+/* Tells the kernel that what it holds of thread id's changing files is
+ * stale. Outside the lock, in the watch's own thread. */
+static void
+invalidate(struct watches *w, const char *id)
+{
+	static const uint32_t changing[] = {T_DIR,    T_STATUS, T_THREAD_JSON, T_SUMMARY_JSON,
+	                                    T_EVENTS, T_ERROR,  T_YIELDS,      T_STEPS};
+	struct rec *r;
+
+	meta_invalidate(w->m->meta, id);
+	if (w->se == NULL || (r = recs_get(w->m->recs, REC_THREAD, id)) == NULL)
+		return;
+	/* an inode the kernel does not hold answers ENOENT: nothing to do */
+	if (r->nlookup > 0)
+		for (size_t i = 0; i < sizeof(changing) / sizeof(changing[0]); i++)
+			fuse_lowlevel_notify_inval_inode(
+			    w->se, ino_make(REC_THREAD, r->slot, changing[i]), 0, 0);
+	recs_put(w->m->recs, r);
+}
+
+/* Appends one line. Under the lock. */
+static void
+append(struct watch *x, const char *line)
+{
+	size_t n = strlen(line);
+
+	if (x->capped || x->len + n + 1 > WATCH_MAX_TEXT) {
+		if (!x->capped)
+			log_msg(LOG_WARNING, "thread %s: events past %zu bytes are not kept", x->id,
+			        WATCH_MAX_TEXT);
+		x->capped = true;
+		return;
+	}
+	if (x->len + n + 1 > x->cap) {
+		size_t cap = x->cap ? x->cap : 4096;
+		char *nt;
+
+		while (cap < x->len + n + 1)
+			cap *= 2;
+		if ((nt = realloc(x->text, cap)) == NULL)
+			return;
+		x->text = nt;
+		x->cap = cap;
+	}
+	memcpy(x->text + x->len, line, n);
+	x->text[x->len + n] = '\n';
+	x->len += n + 1;
+}
+
+static int
+on_event(const struct model_event *ev, void *arg)
+{
+	struct watch *x = arg;
+	struct watches *w = x->owner;
+	json_t *v;
+	char *line;
+	bool same;
+
+	pthread_mutex_lock(&w->lock);
+	/* a reconnect's snapshot of what was already recorded */
+	same = ev->type == MODEL_EVENT_SNAPSHOT && x->first && ev->has_thread &&
+	       ev->thread.status == x->last_status &&
+	       strcmp(ev->thread.current_step_path, x->last_step) == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (same)
+		return 0;
+	if ((v = model_event_json(ev)) == NULL)
+		return -ENOMEM;
+	line = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	if (line == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&w->lock);
+	append(x, line);
+	x->first = true;
+	if (ev->has_thread) {
+		x->last_status = ev->thread.status;
+		snprintf(x->last_step, sizeof(x->last_step), "%s", ev->thread.current_step_path);
+	}
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	free(line);
+	invalidate(w, x->id);
+	return 0;
+}
+
+/* Sleeps ms unless the watch is stopped first. */
+static void
+nap(struct watch *x, int64_t ms)
+{
+	while (ms > 0 && !http_aborted(x->abort)) {
+		usleep(50000);
+		ms -= 50;
+	}
+}
+
+static void *
+run(void *arg)
+{
+	struct watch *x = arg;
+	struct watches *w = x->owner;
+	int64_t backoff = RETRY_MIN_MS;
+	struct http_error e;
+	int rc;
+
+	for (;;) {
+		rc = api_watch(w->m->api, x->id, NULL, on_event, x, HTTP_NONE, x->abort, &e);
+		if (rc == 0 || rc == -EINTR || http_aborted(x->abort))
+			break;
+		pthread_mutex_lock(&w->lock);
+		if (!x->first && (rc == -ENOENT || rc == -EACCES || rc == -EINVAL)) {
+			/* no such thread (or no right to it): nothing to follow */
+			x->err = rc;
+			pthread_mutex_unlock(&w->lock);
+			errlog_add(w->m->errors, &e);
+			break;
+		}
+		pthread_mutex_unlock(&w->lock);
+		if (rc != -EPIPE)
+			errlog_add(w->m->errors, &e);
+		nap(x, backoff);
+		backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+	}
+	pthread_mutex_lock(&w->lock);
+	if (rc == 0)
+		x->final = true;
+	else if (!x->first && x->err == 0)
+		x->err = rc == -EINTR ? -EIO : rc;
+	x->first = true;
+	x->done = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	if (rc == 0)
+		invalidate(w, x->id);
+	return NULL;
+}
+
+/* Watches not looked at for a while, beyond the limit first. Under the
+ * lock; the ones taken out are returned for stopping outside it. */
+static struct watch *
+sweep(struct watches *w)
+{
+	struct watch **p = &w->list, *out = NULL;
+	int64_t now = now_ms();
+
+	while (*p != NULL) {
+		struct watch *x = *p;
+
+		if (now - x->used_ms > WATCH_IDLE_MS || (x->done && !x->final)) {
+			*p = x->next;
+			x->next = out;
+			out = x;
+			w->n--;
+		} else {
+			p = &x->next;
+		}
+	}
+	/* still too many: the least recently used goes */
+	while (w->n >= WATCH_MAX && w->list != NULL) {
+		struct watch **oldest = &w->list;
+
+		for (p = &w->list; *p != NULL; p = &(*p)->next)
+			if ((*p)->used_ms < (*oldest)->used_ms)
+				oldest = p;
+		struct watch *x = *oldest;
+
+		*oldest = x->next;
+		x->next = out;
+		out = x;
+		w->n--;
+	}
+	return out;
+}
+
+/* The watch of id, started if new, after its first event (or failure).
+ * Returns it with the lock held, or NULL (and *err) with it released. */
+static struct watch *
+get(struct watches *w, const char *id, int *err)
+{
+	struct watch *x, *gone;
+	int64_t deadline = now_ms() + FIRST_WAIT_MS;
+
+	pthread_mutex_lock(&w->lock);
+	for (x = w->list; x != NULL; x = x->next)
+		if (strcmp(x->id, id) == 0)
+			break;
+	if (x == NULL) {
+		gone = sweep(w);
+		if (gone != NULL) {
+			pthread_mutex_unlock(&w->lock);
+			for (struct watch *g = gone, *next; g != NULL; g = next) {
+				next = g->next;
+				watch_stop(g);
+				watch_destroy(g);
+			}
+			return get(w, id, err);
+		}
+		if (w->closing || (x = calloc(1, sizeof(*x))) == NULL ||
+		    (x->id = strdup(id)) == NULL || (x->abort = http_abort_new()) == NULL) {
+			if (x != NULL)
+				watch_destroy(x);
+			pthread_mutex_unlock(&w->lock);
+			*err = -ENOMEM;
+			return NULL;
+		}
+		x->owner = w;
+		if (pthread_create(&x->thread, NULL, run, x) != 0) {
+			watch_destroy(x);
+			pthread_mutex_unlock(&w->lock);
+			*err = -EAGAIN;
+			return NULL;
+		}
+		x->started = true;
+		x->next = w->list;
+		w->list = x;
+		w->n++;
+	}
+	x->used_ms = now_ms();
+	while (!x->first) {
+		struct timespec ts;
+		int64_t left = deadline - now_ms();
+
+		if (left <= 0) {
+			pthread_mutex_unlock(&w->lock);
+			*err = -ETIMEDOUT;
+			return NULL;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+	}
+	if (x->len == 0 && x->err != 0) {
+		*err = x->err;
+		pthread_mutex_unlock(&w->lock);
+		return NULL;
+	}
+	return x;
+}
+
+int
+watches_events(struct watches *w, const char *id, char **out, size_t *len, bool *final)
+{
+	struct watch *x;
+	int err = 0;
+
+	if ((x = get(w, id, &err)) == NULL)
+		return err;
+	if ((*out = malloc(x->len + 1)) == NULL) {
+		pthread_mutex_unlock(&w->lock);
+		return -ENOMEM;
+	}
+	memcpy(*out, x->text != NULL ? x->text : "", x->len);
+	(*out)[x->len] = '\0';
+	*len = x->len;
+	*final = x->final;
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+int
+watches_size(struct watches *w, const char *id, uint64_t *size, bool *final)
+{
+	struct watch *x;
+	int err = 0;
+
+	if ((x = get(w, id, &err)) == NULL)
+		return err;
+	*size = x->len;
+	*final = x->final;
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+ssize_t
+watches_read(struct watches *w, const char *id, void *buf, size_t len, uint64_t off)
+{
+	struct watch *x;
+	int err = 0;
+
+	if ((x = get(w, id, &err)) == NULL)
+		return err;
+	if (off >= x->len) {
+		len = 0;
+	} else {
+		if (len > x->len - off)
+			len = x->len - (size_t)off;
+		memcpy(buf, x->text + off, len);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return (ssize_t)len;
+}

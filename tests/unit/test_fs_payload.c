@@ -1,0 +1,1431 @@
+/*
+ * The payload layer (fs/payload.c) against the real emulator: each test
+ * starts its own scriptum-emulator ($SCRIPTUM_EMULATOR, else
+ * build/scriptum-emulator) on a free port with a private cache directory,
+ * seeds finished threads through /_emulator/seed, compares what the
+ * payloads read with the raw bytes of /_emulator/threads/{id}/output, and
+ * counts the API calls made in /_emulator/requests.
+ *
+ *	make build/tests/test_fs_payload &&
+ *	    SCRIPTUM_EMULATOR=build/scriptum-emulator build/tests/test_fs_payload
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "api.h"
+#include "http.h"
+#include "payload.h"
+
+#define MIB ((size_t)1 << 20)
+
+struct emu {
+	pid_t pid;
+	int out; /* its stdout, kept open so that it never gets SIGPIPE */
+	char url[256];
+	char log[128]; /* its stderr */
+};
+
+struct fx {
+	struct emu emu;
+	struct api *a;
+	struct http_client *ctl; /* /_emulator/ calls */
+	struct payloads *ps;
+	char dir[64];   /* private temporary directory */
+	char cache[96]; /* the cache directory, inside dir */
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- the emulator ---- */
+
+static void
+show_log(const char *path)
+{
+	char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stderr);
+	fclose(f);
+}
+
+/* Starts the emulator with extra arguments (NULL-terminated, or NULL). */
+static int
+emu_start(struct emu *em, const char *dir, const char *const *extra)
+{
+	const char *bin = getenv("SCRIPTUM_EMULATOR");
+	const char *argv[12] = {NULL, "--listen", "127.0.0.1:0", "--seed", "demo"};
+	char line[256];
+	size_t n = 0, argc = 5;
+	int pfd[2];
+
+	if (bin == NULL || bin[0] == '\0')
+		bin = "build/scriptum-emulator";
+	argv[0] = bin;
+	for (; extra != NULL && *extra != NULL && argc < 11; extra++)
+		argv[argc++] = *extra;
+	snprintf(em->log, sizeof(em->log), "%s/emulator.log", dir);
+	if (pipe2(pfd, O_CLOEXEC) != 0)
+		return -1;
+	if ((em->pid = fork()) < 0)
+		return -1;
+	if (em->pid == 0) {
+		int log = open(em->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(pfd[1], STDOUT_FILENO);
+		if (log >= 0)
+			dup2(log, STDERR_FILENO);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	em->out = pfd[0];
+	/* the first line is "listening on http://127.0.0.1:PORT" */
+	while (n + 1 < sizeof(line)) {
+		struct pollfd p = {em->out, POLLIN, 0};
+
+		if (poll(&p, 1, 20000) <= 0 || read(em->out, line + n, 1) <= 0 || line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+	if (strncmp(line, "listening on ", 13) != 0) {
+		kill(em->pid, SIGKILL);
+		waitpid(em->pid, NULL, 0);
+		close(em->out);
+		em->pid = 0;
+		fprintf(stderr, "emulator %s did not start: '%s'\n", bin, line);
+		show_log(em->log);
+		return -1;
+	}
+	snprintf(em->url, sizeof(em->url), "%s", line + 13);
+	return 0;
+}
+
+static void
+emu_stop(struct emu *em)
+{
+	int status = 0;
+
+	if (em->pid <= 0)
+		return;
+	kill(em->pid, SIGTERM);
+	for (int i = 0; i < 300; i++) {
+		if (waitpid(em->pid, &status, WNOHANG) == em->pid)
+			goto out;
+		sleep_ms(10);
+	}
+	kill(em->pid, SIGKILL);
+	waitpid(em->pid, &status, 0);
+out:
+	close(em->out);
+	em->pid = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "emulator exited with status %#x; its stderr:\n", status);
+		show_log(em->log);
+	}
+}
+
+/* ---- fixture ---- */
+
+static int
+start(void **state, const char *const *extra)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct http_options o = {0};
+
+	if (fx == NULL)
+		return -1;
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_fs_payload.XXXXXX");
+	if (mkdtemp(fx->dir) == NULL || emu_start(&fx->emu, fx->dir, extra) != 0) {
+		free(fx);
+		return -1;
+	}
+	/* a directory that does not exist yet: payloads_new() makes it */
+	snprintf(fx->cache, sizeof(fx->cache), "%s/cache/payloads", fx->dir);
+	o.endpoint = fx->emu.url;
+	o.deadline_ms = 10000;
+	o.backoff_base_ms = 20;
+	o.backoff_max_ms = 200;
+	if (api_new(&o, &fx->a, NULL, 0) != 0 || http_client_new(&o, &fx->ctl, NULL, 0) != 0)
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return start(state, NULL);
+}
+
+/* An emulator whose unary answers carry at most 1000 bytes of output. */
+static int
+setup_small_unary(void **state)
+{
+	static const char *const extra[] = {"--unary-limit", "1000", NULL};
+
+	return start(state, extra);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	payloads_free(fx->ps);
+	api_free(fx->a);
+	http_client_free(fx->ctl);
+	emu_stop(&fx->emu);
+	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+/* A manager on the fixture's cache directory. max_chunk: 0 for the
+ * server's 2 MiB, 65536 where a fault must fall between chunks. */
+static struct payloads *
+manager_chunked(struct fx *fx, uint64_t cache_size, int64_t stall_ms, size_t max_chunk)
+{
+	struct payloads_options o = {.cache_dir = fx->cache,
+	                             .cache_size = cache_size,
+	                             .stall_ms = stall_ms,
+	                             .max_chunk = max_chunk};
+	struct payloads *ps = NULL;
+	char err[256] = "";
+	int rc = payloads_new(fx->a, &o, &ps, err, sizeof(err));
+
+	if (rc != 0)
+		fprintf(stderr, "payloads_new: %s\n", err);
+	assert_int_equal(rc, 0);
+	return ps;
+}
+
+static struct payloads *
+manager(struct fx *fx, uint64_t cache_size, int64_t stall_ms)
+{
+	return manager_chunked(fx, cache_size, stall_ms, 0);
+}
+
+/* ---- the emulator's control calls ---- */
+
+/* A control call with a buffered answer; returns the body (free() it). */
+static char *
+ctl_raw(struct fx *fx, const char *method, const char *path, const char *body, size_t *len)
+{
+	struct http_request rq = {.call = "control", .method = method, .path = path};
+	struct http_response r = {0};
+	struct http_error e;
+	char *out;
+
+	rq.flags = HTTP_NO_AUTH;
+	rq.max_body = 128 * MIB;
+	if (body != NULL) {
+		rq.body = body;
+		rq.body_len = strlen(body);
+	}
+	if (http_do(fx->ctl, &rq, &r, &e) != 0)
+		fprintf(stderr, "%s %s: %s\n", method, path, e.message);
+	assert_int_equal(r.status, 200);
+	out = r.body;
+	*len = r.len;
+	r.body = NULL;
+	http_response_clear(&r);
+	return out;
+}
+
+static json_t *
+ctl(struct fx *fx, const char *method, const char *path, const char *body)
+{
+	size_t len;
+	char *text = ctl_raw(fx, method, path, body, &len);
+	json_t *j = json_loadb(text, len, 0, NULL);
+
+	assert_non_null(j);
+	free(text);
+	return j;
+}
+
+static void
+faults(struct fx *fx, const char *json)
+{
+	json_decref(ctl(fx, "POST", "/_emulator/faults", json));
+}
+
+/* A finished thread of script with n bytes of output; its id goes in id. */
+static void
+seed(struct fx *fx, const char *script, size_t n, char *id, size_t idlen)
+{
+	char body[200];
+	json_t *j;
+
+	snprintf(body, sizeof(body),
+	         "{\"script\": \"%s\", \"count\": 1, \"status\": \"completed\", "
+	         "\"outputBytes\": %zu}",
+	         script, n);
+	j = ctl(fx, "POST", "/_emulator/seed", body);
+	snprintf(id, idlen, "%s",
+	         json_string_value(json_array_get(json_object_get(j, "threadIds"), 0)));
+	json_decref(j);
+	assert_true(id[0] != '\0');
+}
+
+/* The thread's output as the emulator holds it (free() it). */
+static unsigned char *
+raw_output(struct fx *fx, const char *id, size_t *len)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/_emulator/threads/%s/output", id);
+	return (unsigned char *)ctl_raw(fx, "GET", path, NULL, len);
+}
+
+static long
+requests_total(struct fx *fx)
+{
+	json_t *j = ctl(fx, "GET", "/_emulator/requests", NULL);
+	long n = (long)json_integer_value(json_object_get(j, "total"));
+
+	json_decref(j);
+	return n;
+}
+
+/* Clears the emulator's request log. It logs a request a moment after the
+ * answer, so first the log must have stopped growing. */
+static void
+forget_requests(struct fx *fx)
+{
+	long n = requests_total(fx), m;
+
+	for (int i = 0; i < 100; i++) {
+		sleep_ms(100);
+		if ((m = requests_total(fx)) == n)
+			break;
+		n = m;
+	}
+	json_decref(ctl(fx, "DELETE", "/_emulator/requests", NULL));
+}
+
+/* API calls named call in the emulator's log. It logs a request once its
+ * connection is done with it, a moment after the answer: wait up to two
+ * seconds for at least want, then a little more for stragglers. */
+static long
+calls(struct fx *fx, const char *call, long want)
+{
+	long n = 0;
+
+	for (int i = 0; i < 200; i++) {
+		json_t *j = ctl(fx, "GET", "/_emulator/requests", NULL);
+
+		n = call != NULL ? (long)json_integer_value(
+		                       json_object_get(json_object_get(j, "byCall"), call))
+		                 : (long)json_integer_value(json_object_get(j, "total"));
+		json_decref(j);
+		if (n >= want)
+			break;
+		sleep_ms(10);
+	}
+	if (want == 0 || n >= want) {
+		json_t *j;
+
+		sleep_ms(150);
+		j = ctl(fx, "GET", "/_emulator/requests", NULL);
+		n = call != NULL ? (long)json_integer_value(
+		                       json_object_get(json_object_get(j, "byCall"), call))
+		                 : (long)json_integer_value(json_object_get(j, "total"));
+		json_decref(j);
+	}
+	return n;
+}
+
+/* ---- reading ---- */
+
+static uint64_t
+rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Reads pl from the start to its end in pieces of random size (1 to
+ * maxpiece), each read whole (a short read only at the end); returns the
+ * bytes (free() them). */
+static unsigned char *
+read_all(struct payload *pl, size_t size, size_t maxpiece, uint64_t seedv)
+{
+	unsigned char *buf = malloc(size + 1);
+	uint64_t s = seedv | 1;
+	size_t off = 0;
+
+	assert_non_null(buf);
+	while (off < size) {
+		size_t want = 1 + (size_t)(rnd(&s) % maxpiece);
+		ssize_t n = payload_read(pl, buf + off, want, off, NULL);
+
+		if (n < 0) {
+			char err[512];
+
+			payload_error(pl, err, sizeof(err));
+			fprintf(stderr, "payload_read at %zu: %zd (%s)\n", off, n, err);
+		}
+		assert_true(n > 0);
+		assert_int_equal((size_t)n, off + want <= size ? want : size - off);
+		off += (size_t)n;
+	}
+	assert_int_equal(payload_read(pl, buf, 16, off, NULL), 0);
+	return buf;
+}
+
+static struct payload *
+open_output(struct payloads *ps, const char *id, size_t size)
+{
+	struct payload_key k = {.thread_id = id};
+	struct payload *pl = NULL;
+
+	assert_int_equal(payload_open(ps, &k, size, NULL, 0, &pl), 0);
+	assert_non_null(pl);
+	return pl;
+}
+
+/* Waits for the downloads to end. A reader has every byte a moment before
+ * its download thread has renamed the file and counted it in the cache. */
+static void
+settle(struct payloads *ps)
+{
+	struct payloads_stats st;
+
+	for (int i = 0; i < 500; i++) {
+		payloads_stats(ps, &st);
+		if (st.active == 0)
+			return;
+		sleep_ms(10);
+	}
+	fail_msg("a download is still running");
+}
+
+/* Opens, reads whole and closes a thread's output, checking the bytes. */
+static void
+read_and_check(struct payloads *ps, const char *id, const unsigned char *want, size_t size)
+{
+	struct payload *pl = open_output(ps, id, size);
+	unsigned char *got = read_all(pl, size, 200000, size);
+
+	assert_memory_equal(got, want, size);
+	free(got);
+	payload_close(pl);
+	settle(ps);
+}
+
+/* Files in the cache directory: how many, how many are ".part", their bytes. */
+static void
+cache_files(struct fx *fx, int *files, int *parts, uint64_t *bytes)
+{
+	DIR *d = opendir(fx->cache);
+	struct dirent *de;
+
+	*files = *parts = 0;
+	*bytes = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char path[512];
+		struct stat st;
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", fx->cache, de->d_name);
+		assert_int_equal(stat(path, &st), 0);
+		(*files)++;
+		*bytes += (uint64_t)st.st_size;
+		if (len > 5 && strcmp(de->d_name + len - 5, ".part") == 0)
+			(*parts)++;
+	}
+	closedir(d);
+}
+
+/* ---- tests ---- */
+
+static void
+test_small_output_comes_from_one_unary_call(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	unsigned char *raw;
+	size_t size;
+	char id[128];
+
+	seed(fx, "fanout", 5000, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	assert_int_equal(size, 5000);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	forget_requests(fx);
+
+	read_and_check(fx->ps, id, raw, size);
+	assert_int_equal(calls(fx, "GetThreadResult", 1), 1);
+	assert_int_equal(calls(fx, "StreamThreadResult", 0), 0);
+	assert_int_equal(calls(fx, NULL, 1), 1);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 1);
+	assert_int_equal(st.downloads_failed, 0);
+	assert_int_equal(st.bytes_downloaded, 5000);
+	assert_int_equal(st.cache_files, 1);
+	assert_int_equal(st.cache_bytes, 5000);
+	assert_int_equal(st.active, 0);
+	free(raw);
+}
+
+static void
+test_truncated_unary_answer_falls_back_to_the_stream(void **state)
+{
+	struct fx *fx = *state;
+	unsigned char *raw;
+	size_t size;
+	char id[128];
+
+	seed(fx, "fanout", 5000, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	forget_requests(fx);
+
+	read_and_check(fx->ps, id, raw, size);
+	assert_int_equal(calls(fx, NULL, 2), 2);
+	assert_int_equal(calls(fx, "GetThreadResult", 1), 1);
+	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
+	free(raw);
+}
+
+static void
+test_large_output_read_in_random_pieces_equals_the_raw_bytes(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char *raw, *got;
+	size_t size;
+	char id[128];
+
+	seed(fx, "fanout", 20 * MIB, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	assert_int_equal(size, 20 * MIB);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	forget_requests(fx);
+
+	pl = open_output(fx->ps, id, size);
+	got = read_all(pl, size, 300000, 7);
+	assert_memory_equal(got, raw, size);
+	payload_close(pl);
+	settle(fx->ps);
+	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
+	assert_int_equal(calls(fx, "GetThreadResult", 0), 0);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 1);
+	assert_int_equal(st.bytes_downloaded, size);
+	free(got);
+	free(raw);
+}
+
+struct reader {
+	struct payloads *ps;
+	const char *id;
+	const unsigned char *want;
+	size_t size;
+	uint64_t seedv;
+	pthread_barrier_t *go;
+	bool same;
+};
+
+static void *
+reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct payload_key k = {.thread_id = r->id};
+	struct payload *pl = NULL;
+	unsigned char *buf = malloc(r->size);
+	uint64_t s = r->seedv;
+	size_t off = 0;
+
+	pthread_barrier_wait(r->go);
+	if (buf == NULL || payload_open(r->ps, &k, r->size, NULL, 0, &pl) != 0) {
+		free(buf);
+		return NULL;
+	}
+	while (off < r->size) {
+		size_t want = 1 + (size_t)(rnd(&s) % 150000);
+		ssize_t n = payload_read(pl, buf + off, want, off, NULL);
+
+		if (n <= 0 || (size_t)n != (off + want <= r->size ? want : r->size - off))
+			break;
+		off += (size_t)n;
+	}
+	r->same = off == r->size && memcmp(buf, r->want, r->size) == 0;
+	payload_close(pl);
+	free(buf);
+	return NULL;
+}
+
+static void
+test_eight_concurrent_readers_share_one_download(void **state)
+{
+	struct fx *fx = *state;
+	struct reader rd[8];
+	pthread_t th[8];
+	pthread_barrier_t go;
+	struct payloads_stats st;
+	unsigned char *raw;
+	size_t size;
+	char id[128];
+
+	seed(fx, "fanout", 12 * MIB, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	forget_requests(fx);
+
+	pthread_barrier_init(&go, NULL, 8);
+	for (int i = 0; i < 8; i++) {
+		rd[i] = (struct reader){fx->ps, id,   raw, size, 0x9e3779b97f4a7c15ULL * (i + 1),
+		                        &go,    false};
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		assert_true(rd[i].same);
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
+	assert_int_equal(calls(fx, NULL, 1), 1);
+	settle(fx->ps);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 1);
+	assert_int_equal(st.bytes_downloaded, size);
+	assert_int_equal(st.cache_files, 1);
+	free(raw);
+}
+
+struct churner {
+	struct payloads *ps;
+	char (*ids)[128];
+	unsigned char **raw;
+	size_t *size;
+	uint64_t seedv;
+	int bad; /* reads that returned wrong bytes or an error */
+};
+
+/* Opens one of three payloads at random, reads it all or only some of it,
+ * and closes it, over and over: downloads are joined, abandoned half way,
+ * finished, evicted and opened again all at once. */
+static void *
+churner_main(void *arg)
+{
+	struct churner *c = arg;
+	unsigned char *buf = malloc(65536);
+	uint64_t s = c->seedv;
+
+	for (int round = 0; round < 25 && buf != NULL; round++) {
+		int i = (int)(rnd(&s) % 3);
+		struct payload_key k = {.thread_id = c->ids[i]};
+		struct payload *pl;
+		size_t off = 0, stop = rnd(&s) % 2 ? c->size[i] : (size_t)(rnd(&s) % c->size[i]);
+
+		if (payload_open(c->ps, &k, c->size[i], NULL, 0, &pl) != 0) {
+			c->bad++;
+			continue;
+		}
+		while (off < stop) {
+			size_t want = 1 + (size_t)(rnd(&s) % 65536);
+			ssize_t n = payload_read(pl, buf, want, off, NULL);
+
+			if (n <= 0 || memcmp(buf, c->raw[i] + off, (size_t)n) != 0) {
+				c->bad++;
+				break;
+			}
+			off += (size_t)n;
+		}
+		payload_close(pl);
+	}
+	free(buf);
+	return NULL;
+}
+
+static void
+test_readers_opening_and_closing_at_random_keep_bytes_and_cache_right(void **state)
+{
+	struct fx *fx = *state;
+	size_t sizes[3] = {5000, 300000, 5 * MIB}, size[3];
+	char ids[3][128];
+	unsigned char *raw[3];
+	struct churner ch[8];
+	pthread_t th[8];
+	struct payloads_stats st;
+	int files, parts;
+	uint64_t bytes;
+
+	for (int i = 0; i < 3; i++) {
+		seed(fx, "fanout", sizes[i], ids[i], sizeof(ids[i]));
+		raw[i] = raw_output(fx, ids[i], &size[i]);
+	}
+	fx->ps = manager_chunked(fx, 400000, 0, 65536);
+	for (int i = 0; i < 8; i++) {
+		ch[i] =
+		    (struct churner){fx->ps, ids, raw, size, 0x2545f4914f6cdd1dULL * (i + 3), 0};
+		assert_int_equal(pthread_create(&th[i], NULL, churner_main, &ch[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ch[i].bad, 0);
+	}
+	settle(fx->ps);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads_failed, 0);
+	assert_true(st.cache_bytes <= 400000);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(parts, 0);
+	assert_int_equal((uint64_t)files, st.cache_files);
+	assert_int_equal(bytes, st.cache_bytes);
+	for (int i = 0; i < 3; i++)
+		free(raw[i]);
+}
+
+static void
+test_read_far_ahead_waits_and_succeeds(void **state)
+{
+	struct fx *fx = *state;
+	struct payload *pl;
+	unsigned char *raw, buf[65536];
+	size_t size;
+	char id[128];
+
+	seed(fx, "fanout", 20 * MIB, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+
+	pl = open_output(fx->ps, id, size);
+	/* the last bytes first: the read waits for the download to get there */
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), size - 1000, NULL), 1000);
+	assert_memory_equal(buf, raw + size - 1000, 1000);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), size - 100000, NULL), sizeof(buf));
+	assert_memory_equal(buf, raw + size - 100000, sizeof(buf));
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), sizeof(buf));
+	assert_memory_equal(buf, raw, sizeof(buf));
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), size, NULL), 0);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), size + 5, NULL), 0);
+	payload_close(pl);
+	free(raw);
+}
+
+static void
+test_second_open_after_close_is_a_cache_hit_with_no_request(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	unsigned char *raw;
+	size_t size;
+	char id[128];
+
+	seed(fx, "fanout", 6 * MIB, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	read_and_check(fx->ps, id, raw, size);
+	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
+
+	forget_requests(fx);
+	read_and_check(fx->ps, id, raw, size);
+	read_and_check(fx->ps, id, raw, size);
+	assert_int_equal(calls(fx, NULL, 0), 0);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 1);
+	assert_int_equal(st.cache_hits, 2);
+	assert_int_equal(st.cache_files, 1);
+	assert_int_equal(st.cache_bytes, size);
+	free(raw);
+}
+
+static void
+test_cache_survives_a_new_manager_on_the_same_directory(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	unsigned char *raw, *small;
+	size_t size, small_size;
+	char id[128], id2[128];
+
+	seed(fx, "fanout", 6 * MIB, id, sizeof(id));
+	seed(fx, "fanout", 3000, id2, sizeof(id2));
+	raw = raw_output(fx, id, &size);
+	small = raw_output(fx, id2, &small_size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	read_and_check(fx->ps, id, raw, size);
+	read_and_check(fx->ps, id2, small, small_size);
+	payloads_free(fx->ps);
+
+	fx->ps = manager(fx, 64 * MIB, 0);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.cache_files, 2);
+	assert_int_equal(st.cache_bytes, size + small_size);
+	forget_requests(fx);
+	read_and_check(fx->ps, id, raw, size);
+	read_and_check(fx->ps, id2, small, small_size);
+	assert_int_equal(calls(fx, NULL, 0), 0);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 0);
+	assert_int_equal(st.cache_hits, 2);
+	free(raw);
+	free(small);
+}
+
+/* Finds the cache file whose name starts with prefix. */
+static void
+cache_path(struct fx *fx, const char *prefix, char *path, size_t len)
+{
+	DIR *d = opendir(fx->cache);
+	struct dirent *de;
+
+	path[0] = '\0';
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			snprintf(path, len, "%s/%s", fx->cache, de->d_name);
+	closedir(d);
+	assert_true(path[0] != '\0');
+}
+
+static void
+test_new_manager_drops_stale_parts_and_files_of_the_wrong_size(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	unsigned char *raw;
+	size_t size;
+	char id[128], path[512], part[600];
+	int files, parts, fd;
+	uint64_t bytes;
+
+	seed(fx, "fanout", 100000, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	read_and_check(fx->ps, id, raw, size);
+	payloads_free(fx->ps);
+	fx->ps = NULL;
+
+	/* an earlier run was killed mid-download, and a file lost its tail */
+	cache_path(fx, id, path, sizeof(path));
+	snprintf(part, sizeof(part), "%s.part", path);
+	fd = open(part, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "{\"i", 3), 3);
+	close(fd);
+	assert_int_equal(truncate(path, (off_t)size - 1), 0);
+	/* and a file that is not the cache's own stays */
+	snprintf(part, sizeof(part), "%s/README", fx->cache);
+	fd = open(part, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+
+	fx->ps = manager(fx, 64 * MIB, 0);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(parts, 0);
+	assert_int_equal(files, 2);
+	forget_requests(fx);
+	read_and_check(fx->ps, id, raw, size);
+	assert_int_equal(calls(fx, "GetThreadResult", 1), 1);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 1);
+	assert_int_equal(st.cache_hits, 0);
+	assert_int_equal(st.cache_files, 1);
+	assert_int_equal(st.cache_bytes, size);
+	free(raw);
+}
+
+static void
+test_eviction_keeps_the_cache_within_its_size(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	unsigned char *raw[4];
+	size_t size[4], sizes[4] = {100000, 100000, 100000, 300000};
+	char id[4][128];
+	int files, parts;
+	uint64_t bytes;
+
+	for (int i = 0; i < 4; i++) {
+		seed(fx, "fanout", sizes[i], id[i], sizeof(id[i]));
+		raw[i] = raw_output(fx, id[i], &size[i]);
+	}
+	fx->ps = manager(fx, 250000, 0);
+	for (int i = 0; i < 3; i++)
+		read_and_check(fx->ps, id[i], raw[i], size[i]);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.cache_files, 2);
+	assert_int_equal(st.cache_bytes, 200000);
+	assert_int_equal(st.evictions, 1);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(files, 2);
+	assert_true(bytes <= 250000);
+
+	/* the least recently used went: the first is fetched again, the third is not */
+	forget_requests(fx);
+	read_and_check(fx->ps, id[2], raw[2], size[2]);
+	assert_int_equal(calls(fx, NULL, 0), 0);
+	read_and_check(fx->ps, id[0], raw[0], size[0]);
+	assert_int_equal(calls(fx, NULL, 1), 1);
+
+	/* bigger than the whole cache: it works, and goes once closed */
+	read_and_check(fx->ps, id[3], raw[3], size[3]);
+	payloads_stats(fx->ps, &st);
+	assert_true(st.cache_bytes <= 250000);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_true(bytes <= 250000);
+	assert_int_equal(parts, 0);
+	for (int i = 0; i < 4; i++)
+		free(raw[i]);
+}
+
+/* The bytes of one part of a step, as StreamStepResult gives them. */
+struct step_bytes {
+	const char *path;
+	enum model_step_part part;
+	unsigned char *buf;
+	size_t len, cap;
+	int64_t total;
+};
+
+static int
+collect_step(const struct model_result_msg *m, void *arg)
+{
+	struct step_bytes *sb = arg;
+
+	if (m->kind == MODEL_MSG_STEP_META && strcmp(m->step_meta.step.step_path, sb->path) == 0)
+		sb->total = sb->part == MODEL_PART_INPUT ? m->step_meta.input_total_bytes
+		                                         : m->step_meta.output_total_bytes;
+	if (m->kind != MODEL_MSG_STEP_CHUNK || strcmp(m->step_path, sb->path) != 0 ||
+	    m->part != sb->part)
+		return 0;
+	if (sb->len + m->len > sb->cap) {
+		sb->cap = (sb->len + m->len) * 2;
+		sb->buf = realloc(sb->buf, sb->cap);
+		assert_non_null(sb->buf);
+	}
+	memcpy(sb->buf + sb->len, m->data, m->len);
+	sb->len += m->len;
+	return 0;
+}
+
+static void
+test_step_payload_over_64k_comes_from_the_step_stream(void **state)
+{
+	struct fx *fx = *state;
+	struct step_bytes out = {.path = "2", .part = MODEL_PART_OUTPUT};
+	struct step_bytes in = {.path = "2", .part = MODEL_PART_INPUT};
+	struct payload_key k = {.thread_id = NULL, .step_path = "2"};
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char *got;
+	char id[128];
+
+	seed(fx, "bigreport", 1000, id, sizeof(id));
+	assert_int_equal(api_stream_steps(fx->a, id, "2", 0, collect_step, &out, NULL, NULL), 0);
+	assert_int_equal(api_stream_steps(fx->a, id, "2", 0, collect_step, &in, NULL, NULL), 0);
+	assert_int_equal(out.total, 200000);
+	assert_int_equal(out.len, 200000);
+	assert_true(in.len > 0 && in.len < 1000);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	assert_int_equal(calls(fx, "StreamStepResult", 2),
+	                 2); /* logged before they are forgotten */
+	forget_requests(fx);
+
+	k.thread_id = id;
+	k.part = MODEL_PART_OUTPUT;
+	assert_int_equal(payload_open(fx->ps, &k, out.len, NULL, 0, &pl), 0);
+	got = read_all(pl, out.len, 50000, 3);
+	assert_memory_equal(got, out.buf, out.len);
+	free(got);
+	payload_close(pl);
+
+	/* the input of the same step is another payload (and stops the stream early) */
+	k.part = MODEL_PART_INPUT;
+	assert_int_equal(payload_open(fx->ps, &k, in.len, NULL, 0, &pl), 0);
+	got = read_all(pl, in.len, 7, 5);
+	assert_memory_equal(got, in.buf, in.len);
+	free(got);
+	payload_close(pl);
+
+	assert_int_equal(calls(fx, "StreamStepResult", 2), 2);
+	assert_int_equal(calls(fx, NULL, 2), 2);
+	settle(fx->ps);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 2);
+	assert_int_equal(st.downloads_failed, 0);
+	assert_int_equal(st.cache_files, 2);
+	assert_int_equal(st.cache_bytes, out.len + in.len);
+	free(out.buf);
+	free(in.buf);
+}
+
+static void
+test_cut_stream_fails_reads_past_the_cut_and_the_next_open_retries(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char *raw, *buf;
+	size_t size, off = 0;
+	ssize_t n = 0;
+	char id[128], err[512];
+	int files, parts;
+	uint64_t bytes;
+
+	seed(fx, "fanout", 8 * MIB, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	buf = malloc(size);
+	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
+	faults(fx, "{\"cutAfterBytes\": 1000000, \"match\": \"/result/stream\"}");
+
+	pl = open_output(fx->ps, id, size);
+	while (off < size && (n = payload_read(pl, buf + off, 131072, off, NULL)) > 0) {
+		assert_int_equal(n, 131072);
+		off += (size_t)n;
+	}
+	/* never a short end of file: an error, after some good bytes */
+	assert_int_equal(n, -EIO);
+	assert_true(off > 0 && off < size);
+	assert_memory_equal(buf, raw, off);
+	assert_int_equal(payload_read(pl, buf, 100, size - 100, NULL), -EIO);
+	/* bytes that did arrive can still be read */
+	assert_int_equal(payload_read(pl, buf, 100, 0, NULL), 100);
+	payload_error(pl, err, sizeof(err));
+	assert_non_null(strstr(err, "StreamThreadResult"));
+	assert_non_null(strstr(err, id));
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads_failed, 1);
+	payload_close(pl);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(files, 0);
+
+	faults(fx, "{}");
+	forget_requests(fx);
+	read_and_check(fx->ps, id, raw, size);
+	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 2);
+	assert_int_equal(st.cache_files, 1);
+	free(buf);
+	free(raw);
+}
+
+struct blocked {
+	struct payload *pl;
+	uint64_t off;
+	atomic_bool cancelled;
+	atomic_bool done;
+	ssize_t rc;
+	int64_t ended_ms;
+};
+
+static void *
+blocked_main(void *arg)
+{
+	struct blocked *b = arg;
+	unsigned char buf[4096];
+
+	b->rc = payload_read(b->pl, buf, sizeof(buf), b->off, &b->cancelled);
+	b->ended_ms = now_ms();
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+static void
+test_cancelled_reader_of_a_stalled_download_returns_eintr_promptly(void **state)
+{
+	struct fx *fx = *state;
+	struct blocked b = {.off = 6 * MIB};
+	struct payloads_stats st;
+	unsigned char buf[100];
+	pthread_t th;
+	int64_t t0;
+	size_t size = 8 * MIB;
+	char id[128];
+	int files, parts;
+	uint64_t bytes;
+
+	seed(fx, "fanout", size, id, sizeof(id));
+	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
+	faults(fx,
+	       "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
+
+	b.pl = open_output(fx->ps, id, size);
+	atomic_init(&b.cancelled, false);
+	atomic_init(&b.done, false);
+	assert_int_equal(payload_read(b.pl, buf, sizeof(buf), 0, NULL), sizeof(buf));
+	assert_int_equal(pthread_create(&th, NULL, blocked_main, &b), 0);
+	sleep_ms(300);
+	assert_false(atomic_load(&b.done));
+	/* a wake without the flag changes nothing */
+	payload_wake(b.pl);
+	sleep_ms(100);
+	assert_false(atomic_load(&b.done));
+
+	t0 = now_ms();
+	atomic_store(&b.cancelled, true);
+	payload_wake(b.pl);
+	pthread_join(th, NULL);
+	assert_int_equal(b.rc, -EINTR);
+	assert_true(b.ended_ms - t0 < 500);
+
+	/* closing the last handle aborts the transfer and drops the partial file */
+	t0 = now_ms();
+	payload_close(b.pl);
+	payloads_free(fx->ps);
+	fx->ps = NULL;
+	assert_true(now_ms() - t0 < 1000);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(files, 0);
+
+	/* a new manager finds nothing to use, and its open downloads again */
+	faults(fx, "{}");
+	fx->ps = manager(fx, 64 * MIB, 0);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.cache_files, 0);
+}
+
+static void
+test_closing_the_last_handle_of_a_stalled_download_aborts_it(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	struct payload *pl, *pl2;
+	unsigned char buf[100], *raw;
+	size_t size;
+	int64_t t0;
+	char id[128];
+	int files, parts;
+	uint64_t bytes;
+
+	seed(fx, "fanout", 8 * MIB, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
+	faults(fx,
+	       "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
+
+	pl = open_output(fx->ps, id, size);
+	pl2 = open_output(fx->ps, id, size);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), sizeof(buf));
+	payload_close(pl);
+	/* another handle still reads: the download goes on */
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.active, 1);
+	t0 = now_ms();
+	payload_close(pl2);
+	for (int i = 0; i < 100; i++) {
+		payloads_stats(fx->ps, &st);
+		if (st.active == 0)
+			break;
+		sleep_ms(10);
+	}
+	assert_int_equal(st.active, 0);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(st.downloads_failed, 0); /* nobody wanted it: not a failure */
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(files, 0);
+
+	/* the next open starts a new download, which completes once the server is well */
+	faults(fx, "{}");
+	read_and_check(fx->ps, id, raw, size);
+	t0 = now_ms();
+	payloads_free(fx->ps);
+	fx->ps = NULL;
+	assert_true(now_ms() - t0 < 1000);
+	free(raw);
+}
+
+static void
+test_payloads_free_aborts_a_stalled_download_promptly(void **state)
+{
+	struct fx *fx = *state;
+	struct payload *pl;
+	unsigned char buf[100];
+	int64_t t0;
+	char id[128];
+
+	seed(fx, "fanout", 8 * MIB, id, sizeof(id));
+	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
+	faults(fx,
+	       "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
+	pl = open_output(fx->ps, id, 8 * MIB);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), sizeof(buf));
+	/* the handle is closed first, as payloads_free() wants; the thread is
+	 * maybe still winding down */
+	payload_close(pl);
+	t0 = now_ms();
+	payloads_free(fx->ps);
+	fx->ps = NULL;
+	assert_true(now_ms() - t0 < 1000);
+}
+
+static void
+test_download_silent_for_stall_ms_fails(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char buf[100];
+	int64_t t0;
+	char id[128], err[512];
+
+	seed(fx, "fanout", 8 * MIB, id, sizeof(id));
+	fx->ps = manager_chunked(fx, 64 * MIB, 300, 65536);
+	faults(fx,
+	       "{\"stallAfterBytes\": 500000, \"stallMs\": 5000, \"match\": \"/result/stream\"}");
+	pl = open_output(fx->ps, id, 8 * MIB);
+	t0 = now_ms();
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 7 * MIB, NULL), -EIO);
+	assert_true(now_ms() - t0 < 3000);
+	payload_error(pl, err, sizeof(err));
+	assert_non_null(strstr(err, "StreamThreadResult"));
+	assert_non_null(strstr(err, "no byte for 300 ms"));
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads_failed, 1);
+	payload_close(pl);
+}
+
+static void
+test_wrong_size_fails_reads_with_eio(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char buf[100], *raw;
+	size_t size;
+	char id[128], big[128], err[512];
+
+	seed(fx, "fanout", 5000, id, sizeof(id));
+	seed(fx, "fanout", 6 * MIB, big, sizeof(big));
+	raw = raw_output(fx, id, &size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+
+	/* one byte more than the server has (the unary answer is another size,
+	 * so the stream is asked, and its meta disagrees) */
+	pl = open_output(fx->ps, id, size + 1);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), -EIO);
+	payload_error(pl, err, sizeof(err));
+	assert_non_null(strstr(err, "5000 bytes where 5001 were expected"));
+	payload_close(pl);
+
+	/* one byte less: never the first size-1 bytes passed off as the file */
+	pl = open_output(fx->ps, big, 6 * MIB - 1);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), -EIO);
+	payload_close(pl);
+
+	/* the right size still works, and nothing wrong stayed in the cache */
+	read_and_check(fx->ps, id, raw, size);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads_failed, 2);
+	assert_int_equal(st.cache_files, 1);
+	assert_int_equal(st.cache_bytes, size);
+	free(raw);
+}
+
+static void
+test_cache_file_of_another_size_is_fetched_again(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	unsigned char *raw;
+	size_t size;
+	char id[128];
+
+	seed(fx, "fanout", 5000, id, sizeof(id));
+	raw = raw_output(fx, id, &size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	read_and_check(fx->ps, id, raw, size);
+	/* a caller with another idea of the size gets no stale bytes */
+	{
+		struct payload *pl = open_output(fx->ps, id, size - 10);
+		unsigned char buf[10];
+
+		assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), -EIO);
+		payload_close(pl);
+	}
+	read_and_check(fx->ps, id, raw, size);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 3);
+	assert_int_equal(st.cache_hits, 0);
+	free(raw);
+}
+
+static void
+test_inline_bytes_need_no_transfer(void **state)
+{
+	struct fx *fx = *state;
+	struct payload_key k = {
+	    .thread_id = "thr_nowhere", .step_path = "1", .part = MODEL_PART_OUTPUT};
+	struct payloads_stats st;
+	struct payload *pl;
+	char buf[64], err[256];
+	char data[] = "{\"ok\":true}";
+
+	fx->ps = manager(fx, 64 * MIB, 0);
+	forget_requests(fx);
+	assert_int_equal(payload_open(fx->ps, &k, strlen(data), data, strlen(data), &pl), 0);
+	data[2] = 'X'; /* the bytes were copied */
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), 11);
+	assert_memory_equal(buf, "{\"ok\":true}", 11);
+	assert_int_equal(payload_read(pl, buf, 4, 7, NULL), 4);
+	assert_memory_equal(buf, "rue}", 4);
+	assert_int_equal(payload_read(pl, buf, 4, 11, NULL), 0);
+	payload_error(pl, err, sizeof(err));
+	assert_string_equal(err, "");
+	payload_close(pl);
+
+	/* bytes that disagree with the size are an error, not a file */
+	assert_int_equal(payload_open(fx->ps, &k, 20, data, strlen(data), &pl), 0);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), -EIO);
+	payload_close(pl);
+
+	/* an empty payload needs nothing either */
+	k.step_path = NULL;
+	assert_int_equal(payload_open(fx->ps, &k, 0, NULL, 0, &pl), 0);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), 0);
+	payload_close(pl);
+
+	assert_int_equal(calls(fx, NULL, 0), 0);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 0);
+}
+
+static void
+test_odd_thread_id_stays_inside_the_cache_directory(void **state)
+{
+	struct fx *fx = *state;
+	struct payload_key k = {.thread_id = "../../x y/\n.."};
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char buf[10];
+	char err[512];
+	int files, parts;
+	uint64_t bytes;
+
+	fx->ps = manager(fx, 64 * MIB, 0);
+	assert_int_equal(payload_open(fx->ps, &k, 1000, NULL, 0, &pl), 0);
+	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), -EIO);
+	payload_error(pl, err, sizeof(err));
+	assert_non_null(strstr(err, "GetThreadResult"));
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads_failed, 1);
+	payload_close(pl);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(files, 0);
+	/* and nothing was written beside it */
+	{
+		char path[256];
+		struct stat s;
+
+		snprintf(path, sizeof(path), "%s/x y", fx->dir);
+		assert_int_not_equal(stat(path, &s), 0);
+	}
+	assert_int_equal(
+	    payload_open(fx->ps, &(struct payload_key){.thread_id = ""}, 5, NULL, 0, &pl), -EINVAL);
+}
+
+static void
+test_one_cache_directory_serves_one_manager_at_a_time(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_options o = {.cache_dir = fx->cache, .cache_size = MIB};
+	struct payloads *other = NULL;
+	char err[256] = "";
+
+	fx->ps = manager(fx, MIB, 0);
+	assert_int_equal(payloads_new(fx->a, &o, &other, err, sizeof(err)), -EBUSY);
+	assert_null(other);
+	assert_non_null(strstr(err, "in use"));
+	payloads_free(fx->ps);
+	fx->ps = NULL;
+	assert_int_equal(payloads_new(fx->a, &o, &other, err, sizeof(err)), 0);
+	payloads_free(other);
+
+	o.cache_dir = "";
+	assert_int_equal(payloads_new(fx->a, &o, &other, err, sizeof(err)), -EINVAL);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(test_small_output_comes_from_one_unary_call),
+	    cmocka_unit_test_setup_teardown(test_truncated_unary_answer_falls_back_to_the_stream,
+	                                    setup_small_unary, teardown),
+	    T(test_large_output_read_in_random_pieces_equals_the_raw_bytes),
+	    T(test_eight_concurrent_readers_share_one_download),
+	    T(test_readers_opening_and_closing_at_random_keep_bytes_and_cache_right),
+	    T(test_read_far_ahead_waits_and_succeeds),
+	    T(test_second_open_after_close_is_a_cache_hit_with_no_request),
+	    T(test_cache_survives_a_new_manager_on_the_same_directory),
+	    T(test_new_manager_drops_stale_parts_and_files_of_the_wrong_size),
+	    T(test_eviction_keeps_the_cache_within_its_size),
+	    T(test_step_payload_over_64k_comes_from_the_step_stream),
+	    T(test_cut_stream_fails_reads_past_the_cut_and_the_next_open_retries),
+	    T(test_cancelled_reader_of_a_stalled_download_returns_eintr_promptly),
+	    T(test_closing_the_last_handle_of_a_stalled_download_aborts_it),
+	    T(test_payloads_free_aborts_a_stalled_download_promptly),
+	    T(test_download_silent_for_stall_ms_fails),
+	    T(test_wrong_size_fails_reads_with_eio),
+	    T(test_cache_file_of_another_size_is_fetched_again),
+	    T(test_inline_bytes_need_no_transfer),
+	    T(test_odd_thread_id_stays_inside_the_cache_directory),
+	    T(test_one_cache_directory_serves_one_manager_at_a_time),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
