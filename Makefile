@@ -79,14 +79,15 @@ unit: $(UNIT_BIN) $(BUILD)/scriptum-emulator
 	@set -e; for t in $(UNIT_BIN); do echo "-- $$t"; \
 		SCRIPTUM_EMULATOR=$(BUILD)/scriptum-emulator $$t; done
 
-# The integration tests drive the plain binaries; the emulator conformance
-# suite and the CLI suite then run once more against the ASan+UBSan builds,
+# The integration tests drive the plain binaries; the emulator conformance,
+# CLI and mount suites then run once more against the ASan+UBSan builds,
 # which must stay clean (the fixtures fail a test on any sanitizer report).
 integration:
 	@echo "== integration tests (pytest)"
 	$(PYTEST) tests
-	@echo "== conformance and CLI suites against the ASan+UBSan builds"
-	SCRIPTUM_BUILD=build/asan $(PYTEST) tests/test_emulator_*.py tests/test_cli_*.py
+	@echo "== the same suites against the ASan+UBSan builds"
+	SCRIPTUM_BUILD=build/asan $(PYTEST) tests/test_emulator_*.py tests/test_cli_*.py \
+		tests/test_fs_*.py
 
 # libFuzzer targets (clang, ASan+UBSan), each run for FUZZ_SECONDS from its
 # seed corpus; `make check` runs them briefly.
@@ -155,20 +156,22 @@ $(BUILD)/libscriptum.a: $(LIB_OBJ)
 
 # Unit tests of the emulator (test_emu_*) link its code; those of the
 # filesystem (test_fs_*) link its modules; the others link only libscriptum.
+# The last two kinds also link emu.o, the emulator a test starts (tests/unit/emu.c).
 $(BUILD)/tests/test_emu_%: tests/unit/test_emu_%.c $(BUILD)/libemu.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libemu.a \
 		$(PKG_LIBS) -lcmocka
 
-$(BUILD)/tests/test_fs_%: tests/unit/test_fs_%.c $(BUILD)/libfs.a $(BUILD)/libscriptum.a
+$(BUILD)/tests/test_fs_%: tests/unit/test_fs_%.c $(BUILD)/obj/tests/unit/emu.o $(BUILD)/libfs.a \
+		$(BUILD)/libscriptum.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libfs.a \
-		$(BUILD)/libscriptum.a $(PKG_LIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/unit/emu.o \
+		$(BUILD)/libfs.a $(BUILD)/libscriptum.a $(PKG_LIBS) -lcmocka
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libscriptum.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/obj/tests/unit/emu.o $(BUILD)/libscriptum.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libscriptum.a \
-		$(PKG_LIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/unit/emu.o \
+		$(BUILD)/libscriptum.a $(PKG_LIBS) -lcmocka
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -45,6 +45,7 @@ struct opts {
 	char *mem_cache;
 	char *running_ttl;
 	char *timeout;
+	char *inode_limit;
 	int load_env;
 	int show_version;
 };
@@ -67,6 +68,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("mem_cache=%s", mem_cache),
     OPT("running_ttl=%s", running_ttl),
     OPT("timeout=%s", timeout),
+    OPT("inode_limit=%s", inode_limit),
     OPT("load_env", load_env),
     OPT("--version", show_version),
     OPT("-V", show_version),
@@ -91,6 +93,8 @@ usage(const char *prog)
 	       "    -o mem_cache=BYTES     thread metadata kept in memory (64M)\n"
 	       "    -o running_ttl=DUR     freshness of a running thread's files (1s)\n"
 	       "    -o timeout=DUR         deadline of one API call (30s)\n"
+	       "    -o inode_limit=N       threads the kernel is let keep before old ones are "
+	       "dropped (100000)\n"
 	       "    -o load_env            start threads with the tenant's environment\n"
 	       "    -o allow_other         let other users in\n"
 	       "\n",
@@ -185,6 +189,18 @@ mount_options(const struct opts *o, const struct config *cfg, struct fs_options 
 		}
 		fo->list_limit = (unsigned)v;
 	}
+	if (o->inode_limit != NULL) {
+		uint64_t v;
+
+		if (parse_size(o->inode_limit, &v) != 0 || v < 16 || v > 100000000) {
+			fprintf(stderr,
+			        "scriptumfs: inode_limit wants a number of threads (16 or more), "
+			        "not '%s'\n",
+			        o->inode_limit);
+			return 1;
+		}
+		fo->max_threads = (unsigned)v;
+	}
 	if (o->running_ttl != NULL) {
 		if (config_parse_duration(o->running_ttl, &ms) != 0) {
 			fprintf(stderr,
@@ -224,9 +240,9 @@ config_text(const struct config *cfg, const struct fs_options *fo)
 	config_format_duration(fo->running_ttl_ms, ttl, sizeof(ttl));
 	if (asprintf(&out,
 	             "%slist_limit: %u\nrunning_ttl: %s\ncache_dir: %s\ncache_size: %" PRIu64
-	             "\nmem_cache: %" PRIu64 "\nload_env: %s\n",
+	             "\nmem_cache: %" PRIu64 "\ninode_limit: %u\nload_env: %s\n",
 	             rendered, fo->list_limit, ttl, fo->cache_dir, fo->cache_size, fo->mem_cache,
-	             fo->load_env ? "yes" : "no") < 0)
+	             fo->max_threads, fo->load_env ? "yes" : "no") < 0)
 		out = NULL;
 	free(rendered);
 	return out;
@@ -422,5 +438,6 @@ err_out1:
 	free(o.mem_cache);
 	free(o.running_ttl);
 	free(o.timeout);
+	free(o.inode_limit);
 	return ret;
 }

@@ -42,6 +42,9 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->max_readahead = READ_MAX;
 	conn->max_read = 0;
+	/* also sets how many pages one request may carry: reads of 1 MiB
+	 * instead of 128 KiB cost an eighth of the round trips */
+	conn->max_write = READ_MAX;
 	/* a stuck request must not pile up others behind it */
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
