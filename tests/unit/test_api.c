@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +32,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "emu.h"
 
 #define JSON   "application/json"
 #define NDJSON "application/x-ndjson"
@@ -489,99 +489,15 @@ on_event(const struct model_event *ev, void *arg)
 	return seen_answer(s);
 }
 
-/* ---- the emulator ---- */
-
-struct emu {
-	pid_t pid;
-	int out; /* its stdout, kept open so that it never gets SIGPIPE */
-	char url[256];
-	char log[64]; /* its stderr */
-};
-
-/* Starts bin on a free port; 0 or -1. */
-static int
-emu_start(struct emu *em, const char *bin)
-{
-	const char *argv[] = {bin, "--listen", "127.0.0.1:0", "--seed", "demo", NULL};
-	char line[256];
-	size_t n = 0;
-	int pfd[2], log;
-
-	snprintf(em->log, sizeof(em->log), "/tmp/test_api.emulator.XXXXXX");
-	if ((log = mkstemp(em->log)) < 0)
-		return -1;
-	if (pipe2(pfd, O_CLOEXEC) != 0) {
-		close(log);
-		return -1;
-	}
-	if ((em->pid = fork()) < 0)
-		return -1;
-	if (em->pid == 0) {
-		dup2(pfd[1], STDOUT_FILENO);
-		dup2(log, STDERR_FILENO);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	close(log);
-	close(pfd[1]);
-	em->out = pfd[0];
-	/* the first line is "listening on http://127.0.0.1:PORT" */
-	while (n + 1 < sizeof(line)) {
-		struct pollfd p = {em->out, POLLIN, 0};
-
-		if (poll(&p, 1, 20000) <= 0 || read(em->out, line + n, 1) <= 0 || line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	if (strncmp(line, "listening on ", 13) != 0) {
-		fprintf(stderr, "emulator %s did not start: '%s' (its stderr: %s)\n", bin, line,
-		        em->log);
-		kill(em->pid, SIGKILL);
-		waitpid(em->pid, NULL, 0);
-		close(em->out);
-		em->pid = 0;
-		return -1;
-	}
-	snprintf(em->url, sizeof(em->url), "%s", line + 13);
-	return 0;
-}
-
-/* Stops the emulator; its log stays when it did not exit cleanly. */
-static void
-emu_stop(struct emu *em)
-{
-	int status = 0;
-
-	if (em->pid <= 0)
-		return;
-	kill(em->pid, SIGTERM);
-	for (int i = 0; i < 300; i++) {
-		if (waitpid(em->pid, &status, WNOHANG) == em->pid)
-			goto out;
-		sleep_ms(10);
-	}
-	kill(em->pid, SIGKILL);
-	waitpid(em->pid, &status, 0);
-out:
-	close(em->out);
-	em->pid = 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		unlink(em->log);
-	else
-		fprintf(stderr, "emulator exited with status %#x; its stderr is in %s\n", status,
-		        em->log);
-}
-
 /* ---- fixture ---- */
 
 struct fx {
 	struct canned *cs;
 	struct api *a;
 	struct http_abort *abort;
-	struct emu emu;
-	int attempts; /* the client's max_attempts; 0: 1 */
-	bool hold;    /* the next server holds its connections open */
+	struct emu *emu; /* started only by the test on the real emulator */
+	int attempts;    /* the client's max_attempts; 0: 1 */
+	bool hold;       /* the next server holds its connections open */
 	struct seen seen;
 	struct http_error e;
 	char line[2048];
@@ -606,7 +522,7 @@ teardown(void **state)
 	api_free(fx->a);
 	canned_stop(fx->cs);
 	http_abort_free(fx->abort);
-	emu_stop(&fx->emu);
+	emu_stop(fx->emu);
 	free(fx);
 	return 0;
 }
@@ -1510,7 +1426,6 @@ static void
 test_echo_thread_on_the_emulator_gives_back_its_input(void **state)
 {
 	struct fx *fx = *state;
-	const char *bin = getenv("SCRIPTUM_EMULATOR");
 	const char *input = "{\"a\":1}";
 	struct api_create rq = {.script_name = "echo", .input_json = input};
 	struct api_result_query q = {.metadata_only = true};
@@ -1519,12 +1434,12 @@ test_echo_thread_on_the_emulator_gives_back_its_input(void **state)
 	char text[1024];
 	int rc;
 
-	if (bin == NULL || bin[0] == '\0') {
+	if (!emu_configured()) {
 		skip();
 		return;
 	}
-	assert_int_equal(emu_start(&fx->emu, bin), 0);
-	client_for(fx, fx->emu.url);
+	assert_int_equal(emu_start(NULL, &fx->emu), 0);
+	client_for(fx, emu_url(fx->emu));
 
 	assert_int_equal(api_create_thread(fx->a, &rq, &t, &fx->e), 0);
 	assert_true(t.thread_id[0] != '\0');

@@ -12,8 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -25,33 +23,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <jansson.h>
 
 #include "api.h"
+#include "emu.h"
 #include "http.h"
 #include "payload.h"
 
 #define MIB ((size_t)1 << 20)
 
-struct emu {
-	pid_t pid;
-	int out; /* its stdout, kept open so that it never gets SIGPIPE */
-	char url[256];
-	char log[128]; /* its stderr */
-};
-
 struct fx {
-	struct emu emu;
+	struct emu *emu;
 	struct api *a;
-	struct http_client *ctl; /* /_emulator/ calls */
 	struct payloads *ps;
-	char dir[64];   /* private temporary directory */
-	char cache[96]; /* the cache directory, inside dir */
+	char cache[160]; /* the cache directory, inside the emulator's */
 };
 
 static int64_t
@@ -72,99 +60,6 @@ sleep_ms(int ms)
 		;
 }
 
-/* ---- the emulator ---- */
-
-static void
-show_log(const char *path)
-{
-	char buf[4096];
-	size_t n;
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL)
-		return;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, stderr);
-	fclose(f);
-}
-
-/* Starts the emulator with extra arguments (NULL-terminated, or NULL). */
-static int
-emu_start(struct emu *em, const char *dir, const char *const *extra)
-{
-	const char *bin = getenv("SCRIPTUM_EMULATOR");
-	const char *argv[12] = {NULL, "--listen", "127.0.0.1:0", "--seed", "demo"};
-	char line[256];
-	size_t n = 0, argc = 5;
-	int pfd[2];
-
-	if (bin == NULL || bin[0] == '\0')
-		bin = "build/scriptum-emulator";
-	argv[0] = bin;
-	for (; extra != NULL && *extra != NULL && argc < 11; extra++)
-		argv[argc++] = *extra;
-	snprintf(em->log, sizeof(em->log), "%s/emulator.log", dir);
-	if (pipe2(pfd, O_CLOEXEC) != 0)
-		return -1;
-	if ((em->pid = fork()) < 0)
-		return -1;
-	if (em->pid == 0) {
-		int log = open(em->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(pfd[1], STDOUT_FILENO);
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	em->out = pfd[0];
-	/* the first line is "listening on http://127.0.0.1:PORT" */
-	while (n + 1 < sizeof(line)) {
-		struct pollfd p = {em->out, POLLIN, 0};
-
-		if (poll(&p, 1, 20000) <= 0 || read(em->out, line + n, 1) <= 0 || line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	if (strncmp(line, "listening on ", 13) != 0) {
-		kill(em->pid, SIGKILL);
-		waitpid(em->pid, NULL, 0);
-		close(em->out);
-		em->pid = 0;
-		fprintf(stderr, "emulator %s did not start: '%s'\n", bin, line);
-		show_log(em->log);
-		return -1;
-	}
-	snprintf(em->url, sizeof(em->url), "%s", line + 13);
-	return 0;
-}
-
-static void
-emu_stop(struct emu *em)
-{
-	int status = 0;
-
-	if (em->pid <= 0)
-		return;
-	kill(em->pid, SIGTERM);
-	for (int i = 0; i < 300; i++) {
-		if (waitpid(em->pid, &status, WNOHANG) == em->pid)
-			goto out;
-		sleep_ms(10);
-	}
-	kill(em->pid, SIGKILL);
-	waitpid(em->pid, &status, 0);
-out:
-	close(em->out);
-	em->pid = 0;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "emulator exited with status %#x; its stderr:\n", status);
-		show_log(em->log);
-	}
-}
-
 /* ---- fixture ---- */
 
 static int
@@ -175,18 +70,17 @@ start(void **state, const char *const *extra)
 
 	if (fx == NULL)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_fs_payload.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL || emu_start(&fx->emu, fx->dir, extra) != 0) {
+	if (emu_start(extra, &fx->emu) != 0) {
 		free(fx);
 		return -1;
 	}
 	/* a directory that does not exist yet: payloads_new() makes it */
-	snprintf(fx->cache, sizeof(fx->cache), "%s/cache/payloads", fx->dir);
-	o.endpoint = fx->emu.url;
+	snprintf(fx->cache, sizeof(fx->cache), "%s/cache/payloads", emu_dir(fx->emu));
+	o.endpoint = emu_url(fx->emu);
 	o.deadline_ms = 10000;
 	o.backoff_base_ms = 20;
 	o.backoff_max_ms = 200;
-	if (api_new(&o, &fx->a, NULL, 0) != 0 || http_client_new(&o, &fx->ctl, NULL, 0) != 0)
+	if (api_new(&o, &fx->a, NULL, 0) != 0)
 		return -1;
 	*state = fx;
 	return 0;
@@ -208,24 +102,13 @@ setup_small_unary(void **state)
 }
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 teardown(void **state)
 {
 	struct fx *fx = *state;
 
 	payloads_free(fx->ps);
 	api_free(fx->a);
-	http_client_free(fx->ctl);
-	emu_stop(&fx->emu);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	emu_stop(fx->emu);
 	free(fx);
 	return 0;
 }
@@ -255,135 +138,14 @@ manager(struct fx *fx, uint64_t cache_size, int64_t stall_ms)
 	return manager_chunked(fx, cache_size, stall_ms, 0);
 }
 
-/* ---- the emulator's control calls ---- */
+/* ---- the emulator's request log ---- */
 
-/* A control call with a buffered answer; returns the body (free() it). */
-static char *
-ctl_raw(struct fx *fx, const char *method, const char *path, const char *body, size_t *len)
-{
-	struct http_request rq = {.call = "control", .method = method, .path = path};
-	struct http_response r = {0};
-	struct http_error e;
-	char *out;
-
-	rq.flags = HTTP_NO_AUTH;
-	rq.max_body = 128 * MIB;
-	if (body != NULL) {
-		rq.body = body;
-		rq.body_len = strlen(body);
-	}
-	if (http_do(fx->ctl, &rq, &r, &e) != 0)
-		fprintf(stderr, "%s %s: %s\n", method, path, e.message);
-	assert_int_equal(r.status, 200);
-	out = r.body;
-	*len = r.len;
-	r.body = NULL;
-	http_response_clear(&r);
-	return out;
-}
-
-static json_t *
-ctl(struct fx *fx, const char *method, const char *path, const char *body)
-{
-	size_t len;
-	char *text = ctl_raw(fx, method, path, body, &len);
-	json_t *j = json_loadb(text, len, 0, NULL);
-
-	assert_non_null(j);
-	free(text);
-	return j;
-}
-
-static void
-faults(struct fx *fx, const char *json)
-{
-	json_decref(ctl(fx, "POST", "/_emulator/faults", json));
-}
-
-/* A finished thread of script with n bytes of output; its id goes in id. */
-static void
-seed(struct fx *fx, const char *script, size_t n, char *id, size_t idlen)
-{
-	char body[200];
-	json_t *j;
-
-	snprintf(body, sizeof(body),
-	         "{\"script\": \"%s\", \"count\": 1, \"status\": \"completed\", "
-	         "\"outputBytes\": %zu}",
-	         script, n);
-	j = ctl(fx, "POST", "/_emulator/seed", body);
-	snprintf(id, idlen, "%s",
-	         json_string_value(json_array_get(json_object_get(j, "threadIds"), 0)));
-	json_decref(j);
-	assert_true(id[0] != '\0');
-}
-
-/* The thread's output as the emulator holds it (free() it). */
-static unsigned char *
-raw_output(struct fx *fx, const char *id, size_t *len)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "/_emulator/threads/%s/output", id);
-	return (unsigned char *)ctl_raw(fx, "GET", path, NULL, len);
-}
-
-static long
-requests_total(struct fx *fx)
-{
-	json_t *j = ctl(fx, "GET", "/_emulator/requests", NULL);
-	long n = (long)json_integer_value(json_object_get(j, "total"));
-
-	json_decref(j);
-	return n;
-}
-
-/* Clears the emulator's request log. It logs a request a moment after the
- * answer, so first the log must have stopped growing. */
-static void
-forget_requests(struct fx *fx)
-{
-	long n = requests_total(fx), m;
-
-	for (int i = 0; i < 100; i++) {
-		sleep_ms(100);
-		if ((m = requests_total(fx)) == n)
-			break;
-		n = m;
-	}
-	json_decref(ctl(fx, "DELETE", "/_emulator/requests", NULL));
-}
-
-/* API calls named call in the emulator's log. It logs a request once its
- * connection is done with it, a moment after the answer: wait up to two
- * seconds for at least want, then a little more for stragglers. */
+/* API calls named call (NULL: all) in the emulator's log: at least want
+ * within two seconds, then 150 ms more for stragglers. */
 static long
 calls(struct fx *fx, const char *call, long want)
 {
-	long n = 0;
-
-	for (int i = 0; i < 200; i++) {
-		json_t *j = ctl(fx, "GET", "/_emulator/requests", NULL);
-
-		n = call != NULL ? (long)json_integer_value(
-		                       json_object_get(json_object_get(j, "byCall"), call))
-		                 : (long)json_integer_value(json_object_get(j, "total"));
-		json_decref(j);
-		if (n >= want)
-			break;
-		sleep_ms(10);
-	}
-	if (want == 0 || n >= want) {
-		json_t *j;
-
-		sleep_ms(150);
-		j = ctl(fx, "GET", "/_emulator/requests", NULL);
-		n = call != NULL ? (long)json_integer_value(
-		                       json_object_get(json_object_get(j, "byCall"), call))
-		                 : (long)json_integer_value(json_object_get(j, "total"));
-		json_decref(j);
-	}
-	return n;
+	return emu_calls(fx->emu, call, want, 2000, 150);
 }
 
 /* ---- reading ---- */
@@ -504,11 +266,11 @@ test_small_output_comes_from_one_unary_call(void **state)
 	size_t size;
 	char id[128];
 
-	seed(fx, "fanout", 5000, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 5000, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	assert_int_equal(size, 5000);
 	fx->ps = manager(fx, 64 * MIB, 0);
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 
 	read_and_check(fx->ps, id, raw, size);
 	assert_int_equal(calls(fx, "GetThreadResult", 1), 1);
@@ -532,10 +294,10 @@ test_truncated_unary_answer_falls_back_to_the_stream(void **state)
 	size_t size;
 	char id[128];
 
-	seed(fx, "fanout", 5000, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 5000, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	fx->ps = manager(fx, 64 * MIB, 0);
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 
 	read_and_check(fx->ps, id, raw, size);
 	assert_int_equal(calls(fx, NULL, 2), 2);
@@ -554,11 +316,11 @@ test_large_output_read_in_random_pieces_equals_the_raw_bytes(void **state)
 	size_t size;
 	char id[128];
 
-	seed(fx, "fanout", 20 * MIB, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 20 * MIB, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	assert_int_equal(size, 20 * MIB);
 	fx->ps = manager(fx, 64 * MIB, 0);
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 
 	pl = open_output(fx->ps, id, size);
 	got = read_all(pl, size, 300000, 7);
@@ -625,10 +387,10 @@ test_eight_concurrent_readers_share_one_download(void **state)
 	size_t size;
 	char id[128];
 
-	seed(fx, "fanout", 12 * MIB, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 12 * MIB, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	fx->ps = manager(fx, 64 * MIB, 0);
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 
 	pthread_barrier_init(&go, NULL, 8);
 	for (int i = 0; i < 8; i++) {
@@ -710,8 +472,8 @@ test_readers_opening_and_closing_at_random_keep_bytes_and_cache_right(void **sta
 	uint64_t bytes;
 
 	for (int i = 0; i < 3; i++) {
-		seed(fx, "fanout", sizes[i], ids[i], sizeof(ids[i]));
-		raw[i] = raw_output(fx, ids[i], &size[i]);
+		emu_seed(fx->emu, "fanout", sizes[i], ids[i], sizeof(ids[i]));
+		raw[i] = emu_output(fx->emu, ids[i], &size[i]);
 	}
 	fx->ps = manager_chunked(fx, 400000, 0, 65536);
 	for (int i = 0; i < 8; i++) {
@@ -744,8 +506,8 @@ test_read_far_ahead_waits_and_succeeds(void **state)
 	size_t size;
 	char id[128];
 
-	seed(fx, "fanout", 20 * MIB, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 20 * MIB, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	fx->ps = manager(fx, 64 * MIB, 0);
 
 	pl = open_output(fx->ps, id, size);
@@ -771,13 +533,13 @@ test_second_open_after_close_is_a_cache_hit_with_no_request(void **state)
 	size_t size;
 	char id[128];
 
-	seed(fx, "fanout", 6 * MIB, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 6 * MIB, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	fx->ps = manager(fx, 64 * MIB, 0);
 	read_and_check(fx->ps, id, raw, size);
 	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
 
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 	read_and_check(fx->ps, id, raw, size);
 	read_and_check(fx->ps, id, raw, size);
 	assert_int_equal(calls(fx, NULL, 0), 0);
@@ -798,10 +560,10 @@ test_cache_survives_a_new_manager_on_the_same_directory(void **state)
 	size_t size, small_size;
 	char id[128], id2[128];
 
-	seed(fx, "fanout", 6 * MIB, id, sizeof(id));
-	seed(fx, "fanout", 3000, id2, sizeof(id2));
-	raw = raw_output(fx, id, &size);
-	small = raw_output(fx, id2, &small_size);
+	emu_seed(fx->emu, "fanout", 6 * MIB, id, sizeof(id));
+	emu_seed(fx->emu, "fanout", 3000, id2, sizeof(id2));
+	raw = emu_output(fx->emu, id, &size);
+	small = emu_output(fx->emu, id2, &small_size);
 	fx->ps = manager(fx, 64 * MIB, 0);
 	read_and_check(fx->ps, id, raw, size);
 	read_and_check(fx->ps, id2, small, small_size);
@@ -811,7 +573,7 @@ test_cache_survives_a_new_manager_on_the_same_directory(void **state)
 	payloads_stats(fx->ps, &st);
 	assert_int_equal(st.cache_files, 2);
 	assert_int_equal(st.cache_bytes, size + small_size);
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 	read_and_check(fx->ps, id, raw, size);
 	read_and_check(fx->ps, id2, small, small_size);
 	assert_int_equal(calls(fx, NULL, 0), 0);
@@ -849,8 +611,8 @@ test_new_manager_drops_stale_parts_and_files_of_the_wrong_size(void **state)
 	int files, parts, fd;
 	uint64_t bytes;
 
-	seed(fx, "fanout", 100000, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 100000, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	fx->ps = manager(fx, 64 * MIB, 0);
 	read_and_check(fx->ps, id, raw, size);
 	payloads_free(fx->ps);
@@ -874,7 +636,7 @@ test_new_manager_drops_stale_parts_and_files_of_the_wrong_size(void **state)
 	cache_files(fx, &files, &parts, &bytes);
 	assert_int_equal(parts, 0);
 	assert_int_equal(files, 2);
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 	read_and_check(fx->ps, id, raw, size);
 	assert_int_equal(calls(fx, "GetThreadResult", 1), 1);
 	payloads_stats(fx->ps, &st);
@@ -897,8 +659,8 @@ test_eviction_keeps_the_cache_within_its_size(void **state)
 	uint64_t bytes;
 
 	for (int i = 0; i < 4; i++) {
-		seed(fx, "fanout", sizes[i], id[i], sizeof(id[i]));
-		raw[i] = raw_output(fx, id[i], &size[i]);
+		emu_seed(fx->emu, "fanout", sizes[i], id[i], sizeof(id[i]));
+		raw[i] = emu_output(fx->emu, id[i], &size[i]);
 	}
 	fx->ps = manager(fx, 250000, 0);
 	for (int i = 0; i < 3; i++)
@@ -912,7 +674,7 @@ test_eviction_keeps_the_cache_within_its_size(void **state)
 	assert_true(bytes <= 250000);
 
 	/* the least recently used went: the first is fetched again, the third is not */
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 	read_and_check(fx->ps, id[2], raw[2], size[2]);
 	assert_int_equal(calls(fx, NULL, 0), 0);
 	read_and_check(fx->ps, id[0], raw[0], size[0]);
@@ -971,7 +733,7 @@ test_step_payload_over_64k_comes_from_the_step_stream(void **state)
 	unsigned char *got;
 	char id[128];
 
-	seed(fx, "bigreport", 1000, id, sizeof(id));
+	emu_seed(fx->emu, "bigreport", 1000, id, sizeof(id));
 	assert_int_equal(api_stream_steps(fx->a, id, "2", 0, collect_step, &out, NULL, NULL), 0);
 	assert_int_equal(api_stream_steps(fx->a, id, "2", 0, collect_step, &in, NULL, NULL), 0);
 	assert_int_equal(out.total, 200000);
@@ -980,7 +742,7 @@ test_step_payload_over_64k_comes_from_the_step_stream(void **state)
 	fx->ps = manager(fx, 64 * MIB, 0);
 	assert_int_equal(calls(fx, "StreamStepResult", 2),
 	                 2); /* logged before they are forgotten */
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 
 	k.thread_id = id;
 	k.part = MODEL_PART_OUTPUT;
@@ -1023,11 +785,11 @@ test_cut_stream_fails_reads_past_the_cut_and_the_next_open_retries(void **state)
 	int files, parts;
 	uint64_t bytes;
 
-	seed(fx, "fanout", 8 * MIB, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 8 * MIB, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	buf = malloc(size);
 	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
-	faults(fx, "{\"cutAfterBytes\": 1000000, \"match\": \"/result/stream\"}");
+	emu_faults(fx->emu, "{\"cutAfterBytes\": 1000000, \"match\": \"/result/stream\"}");
 
 	pl = open_output(fx->ps, id, size);
 	while (off < size && (n = payload_read(pl, buf + off, 131072, off, NULL)) > 0) {
@@ -1050,8 +812,8 @@ test_cut_stream_fails_reads_past_the_cut_and_the_next_open_retries(void **state)
 	cache_files(fx, &files, &parts, &bytes);
 	assert_int_equal(files, 0);
 
-	faults(fx, "{}");
-	forget_requests(fx);
+	emu_faults(fx->emu, "{}");
+	emu_forget_requests(fx->emu);
 	read_and_check(fx->ps, id, raw, size);
 	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
 	payloads_stats(fx->ps, &st);
@@ -1096,10 +858,11 @@ test_cancelled_reader_of_a_stalled_download_returns_eintr_promptly(void **state)
 	int files, parts;
 	uint64_t bytes;
 
-	seed(fx, "fanout", size, id, sizeof(id));
+	emu_seed(fx->emu, "fanout", size, id, sizeof(id));
 	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
-	faults(fx,
-	       "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
+	emu_faults(
+	    fx->emu,
+	    "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
 
 	b.pl = open_output(fx->ps, id, size);
 	atomic_init(&b.cancelled, false);
@@ -1130,7 +893,7 @@ test_cancelled_reader_of_a_stalled_download_returns_eintr_promptly(void **state)
 	assert_int_equal(files, 0);
 
 	/* a new manager finds nothing to use, and its open downloads again */
-	faults(fx, "{}");
+	emu_faults(fx->emu, "{}");
 	fx->ps = manager(fx, 64 * MIB, 0);
 	payloads_stats(fx->ps, &st);
 	assert_int_equal(st.cache_files, 0);
@@ -1149,11 +912,12 @@ test_closing_the_last_handle_of_a_stalled_download_aborts_it(void **state)
 	int files, parts;
 	uint64_t bytes;
 
-	seed(fx, "fanout", 8 * MIB, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 8 * MIB, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
-	faults(fx,
-	       "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
+	emu_faults(
+	    fx->emu,
+	    "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
 
 	pl = open_output(fx->ps, id, size);
 	pl2 = open_output(fx->ps, id, size);
@@ -1177,7 +941,7 @@ test_closing_the_last_handle_of_a_stalled_download_aborts_it(void **state)
 	assert_int_equal(files, 0);
 
 	/* the next open starts a new download, which completes once the server is well */
-	faults(fx, "{}");
+	emu_faults(fx->emu, "{}");
 	read_and_check(fx->ps, id, raw, size);
 	t0 = now_ms();
 	payloads_free(fx->ps);
@@ -1195,10 +959,11 @@ test_payloads_free_aborts_a_stalled_download_promptly(void **state)
 	int64_t t0;
 	char id[128];
 
-	seed(fx, "fanout", 8 * MIB, id, sizeof(id));
+	emu_seed(fx->emu, "fanout", 8 * MIB, id, sizeof(id));
 	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
-	faults(fx,
-	       "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
+	emu_faults(
+	    fx->emu,
+	    "{\"stallAfterBytes\": 500000, \"stallMs\": 4000, \"match\": \"/result/stream\"}");
 	pl = open_output(fx->ps, id, 8 * MIB);
 	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), sizeof(buf));
 	/* the handle is closed first, as payloads_free() wants; the thread is
@@ -1220,10 +985,11 @@ test_download_silent_for_stall_ms_fails(void **state)
 	int64_t t0;
 	char id[128], err[512];
 
-	seed(fx, "fanout", 8 * MIB, id, sizeof(id));
+	emu_seed(fx->emu, "fanout", 8 * MIB, id, sizeof(id));
 	fx->ps = manager_chunked(fx, 64 * MIB, 300, 65536);
-	faults(fx,
-	       "{\"stallAfterBytes\": 500000, \"stallMs\": 5000, \"match\": \"/result/stream\"}");
+	emu_faults(
+	    fx->emu,
+	    "{\"stallAfterBytes\": 500000, \"stallMs\": 5000, \"match\": \"/result/stream\"}");
 	pl = open_output(fx->ps, id, 8 * MIB);
 	t0 = now_ms();
 	assert_int_equal(payload_read(pl, buf, sizeof(buf), 7 * MIB, NULL), -EIO);
@@ -1246,9 +1012,9 @@ test_wrong_size_fails_reads_with_eio(void **state)
 	size_t size;
 	char id[128], big[128], err[512];
 
-	seed(fx, "fanout", 5000, id, sizeof(id));
-	seed(fx, "fanout", 6 * MIB, big, sizeof(big));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 5000, id, sizeof(id));
+	emu_seed(fx->emu, "fanout", 6 * MIB, big, sizeof(big));
+	raw = emu_output(fx->emu, id, &size);
 	fx->ps = manager(fx, 64 * MIB, 0);
 
 	/* one byte more than the server has (the unary answer is another size,
@@ -1282,8 +1048,8 @@ test_cache_file_of_another_size_is_fetched_again(void **state)
 	size_t size;
 	char id[128];
 
-	seed(fx, "fanout", 5000, id, sizeof(id));
-	raw = raw_output(fx, id, &size);
+	emu_seed(fx->emu, "fanout", 5000, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
 	fx->ps = manager(fx, 64 * MIB, 0);
 	read_and_check(fx->ps, id, raw, size);
 	/* a caller with another idea of the size gets no stale bytes */
@@ -1313,7 +1079,7 @@ test_inline_bytes_need_no_transfer(void **state)
 	char data[] = "{\"ok\":true}";
 
 	fx->ps = manager(fx, 64 * MIB, 0);
-	forget_requests(fx);
+	emu_forget_requests(fx->emu);
 	assert_int_equal(payload_open(fx->ps, &k, strlen(data), data, strlen(data), &pl), 0);
 	data[2] = 'X'; /* the bytes were copied */
 	assert_int_equal(payload_read(pl, buf, sizeof(buf), 0, NULL), 11);
@@ -1368,7 +1134,7 @@ test_odd_thread_id_stays_inside_the_cache_directory(void **state)
 		char path[256];
 		struct stat s;
 
-		snprintf(path, sizeof(path), "%s/x y", fx->dir);
+		snprintf(path, sizeof(path), "%s/x y", emu_dir(fx->emu));
 		assert_int_not_equal(stat(path, &s), 0);
 	}
 	assert_int_equal(

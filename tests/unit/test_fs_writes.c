@@ -9,43 +9,28 @@
  *	    SCRIPTUM_EMULATOR=build/scriptum-emulator build/tests/test_fs_writes
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <jansson.h>
 
 #include "api.h"
+#include "emu.h"
 #include "fs.h"
 #include "http.h"
 
-struct emu {
-	pid_t pid;
-	int out; /* its stdout, kept open so that it never gets SIGPIPE */
-	char url[256];
-	char log[128]; /* its stderr */
-};
-
 struct fx {
-	struct emu emu;
+	struct emu *emu;
 	struct api *a;
-	struct http_client *ctl; /* /_emulator/ calls */
 	struct errlog *log;
-	char dir[64]; /* private temporary directory */
 };
 
 static void
@@ -57,100 +42,6 @@ sleep_ms(int ms)
 		;
 }
 
-/* ---- the emulator ---- */
-
-static void
-show_log(const char *path)
-{
-	char buf[4096];
-	size_t n;
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL)
-		return;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, stderr);
-	fclose(f);
-}
-
-/* Starts the emulator with the demo catalog, its stderr going to a file in
- * dir; 0 or -1. */
-static int
-emu_start(struct emu *em, const char *dir)
-{
-	const char *bin = getenv("SCRIPTUM_EMULATOR");
-	const char *argv[] = {NULL, "--listen", "127.0.0.1:0", "--seed", "demo", NULL};
-	char line[256];
-	size_t n = 0;
-	int pfd[2];
-
-	if (bin == NULL || bin[0] == '\0')
-		bin = "build/scriptum-emulator";
-	argv[0] = bin;
-	snprintf(em->log, sizeof(em->log), "%s/emulator.log", dir);
-	if (pipe2(pfd, O_CLOEXEC) != 0)
-		return -1;
-	if ((em->pid = fork()) < 0)
-		return -1;
-	if (em->pid == 0) {
-		int log = open(em->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(pfd[1], STDOUT_FILENO);
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	em->out = pfd[0];
-	/* the first line is "listening on http://127.0.0.1:PORT" */
-	while (n + 1 < sizeof(line)) {
-		struct pollfd p = {em->out, POLLIN, 0};
-
-		if (poll(&p, 1, 20000) <= 0 || read(em->out, line + n, 1) <= 0 || line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	if (strncmp(line, "listening on ", 13) != 0) {
-		kill(em->pid, SIGKILL);
-		waitpid(em->pid, NULL, 0);
-		close(em->out);
-		em->pid = 0;
-		fprintf(stderr, "emulator %s did not start: '%s'\n", bin, line);
-		show_log(em->log);
-		return -1;
-	}
-	snprintf(em->url, sizeof(em->url), "%s", line + 13);
-	return 0;
-}
-
-/* Stops the emulator; its log is shown when it did not exit cleanly (a
- * sanitizer's report, say). */
-static void
-emu_stop(struct emu *em)
-{
-	int status = 0;
-
-	if (em->pid <= 0)
-		return;
-	kill(em->pid, SIGTERM);
-	for (int i = 0; i < 300; i++) {
-		if (waitpid(em->pid, &status, WNOHANG) == em->pid)
-			goto out;
-		sleep_ms(10);
-	}
-	kill(em->pid, SIGKILL);
-	waitpid(em->pid, &status, 0);
-out:
-	close(em->out);
-	em->pid = 0;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "emulator exited with status %#x; its stderr:\n", status);
-		show_log(em->log);
-	}
-}
-
 static int
 setup(void **state)
 {
@@ -159,29 +50,18 @@ setup(void **state)
 
 	if (fx == NULL)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_fs_writes.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL || emu_start(&fx->emu, fx->dir) != 0) {
+	if (emu_start(NULL, &fx->emu) != 0) {
 		free(fx);
 		return -1;
 	}
-	o.endpoint = fx->emu.url;
+	o.endpoint = emu_url(fx->emu);
 	o.deadline_ms = 10000;
 	o.backoff_base_ms = 20;
 	o.backoff_max_ms = 200;
-	if (api_new(&o, &fx->a, NULL, 0) != 0 || http_client_new(&o, &fx->ctl, NULL, 0) != 0 ||
-	    (fx->log = errlog_new(16)) == NULL)
+	if (api_new(&o, &fx->a, NULL, 0) != 0 || (fx->log = errlog_new(16)) == NULL)
 		return -1;
 	*state = fx;
 	return 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static int
@@ -190,62 +70,19 @@ teardown(void **state)
 	struct fx *fx = *state;
 
 	api_free(fx->a);
-	http_client_free(fx->ctl);
 	errlog_free(fx->log);
-	emu_stop(&fx->emu);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	emu_stop(fx->emu);
 	free(fx);
 	return 0;
 }
 
-/* A control call; its parsed answer (json_decref() it). */
-static json_t *
-ctl(struct fx *fx, const char *method, const char *path, const char *body)
-{
-	struct http_request rq = {.call = "control", .method = method, .path = path};
-	struct http_response r = {0};
-	struct http_error e;
-	json_t *j;
-
-	rq.flags = HTTP_NO_AUTH;
-	if (body != NULL) {
-		rq.body = body;
-		rq.body_len = strlen(body);
-	}
-	if (http_do(fx->ctl, &rq, &r, &e) != 0)
-		fprintf(stderr, "%s %s: %s\n", method, path, e.message);
-	assert_int_equal(r.status, 200);
-	j = json_loadb(r.body, r.len, 0, NULL);
-	assert_non_null(j);
-	http_response_clear(&r);
-	return j;
-}
-
-/* How many times the emulator has seen call ("CreateThread"). The log
- * entry comes a moment after the answer: wait until at least want (up to
- * a second), then a little more, so that a count above want shows too. */
+/* How many times the emulator has seen call ("CreateThread"): at least
+ * want within a second, then 50 ms more, so that a count above want shows
+ * too. */
 static long
 calls(struct fx *fx, const char *call, long want)
 {
-	long n = 0;
-
-	for (int i = 0; i < 100; i++) {
-		json_t *j = ctl(fx, "GET", "/_emulator/requests", NULL);
-
-		n = (long)json_integer_value(json_object_get(json_object_get(j, "byCall"), call));
-		json_decref(j);
-		if (n >= want)
-			break;
-		sleep_ms(10);
-	}
-	sleep_ms(50);
-	if (n == want) {
-		json_t *j = ctl(fx, "GET", "/_emulator/requests", NULL);
-
-		n = (long)json_integer_value(json_object_get(json_object_get(j, "byCall"), call));
-		json_decref(j);
-	}
-	return n;
+	return emu_calls(fx->emu, call, want, 1000, 50);
 }
 
 /* The errlog as text (free() it). */
@@ -738,7 +575,7 @@ test_concurrent_flushes_create_exactly_one_thread(void **state)
 	char buf[128];
 
 	/* a slow answer, so that every flush comes while the first is out */
-	json_decref(ctl(fx, "POST", "/_emulator/faults", "{\"latencyMs\": 300}"));
+	emu_faults(fx->emu, "{\"latencyMs\": 300}");
 	put(w, "{\"n\": 1}", 0);
 	assert_int_equal(flush_together(fx, w, 0), 1);
 	assert_int_equal(calls(fx, "CreateThread", 1), 1);
@@ -748,7 +585,7 @@ test_concurrent_flushes_create_exactly_one_thread(void **state)
 	put(bad, "{}", 0);
 	assert_int_equal(flush_together(fx, bad, -ENOENT), 0);
 	assert_int_equal(calls(fx, "CreateThread", 2), 2);
-	json_decref(ctl(fx, "POST", "/_emulator/faults", "{}"));
+	emu_faults(fx->emu, "{}");
 	wfile_free(w);
 	wfile_free(bad);
 }
@@ -782,7 +619,7 @@ test_write_during_a_flush_waits_for_its_outcome(void **state)
 	pthread_t th;
 	bool made;
 
-	json_decref(ctl(fx, "POST", "/_emulator/faults", "{\"latencyMs\": 200}"));
+	emu_faults(fx->emu, "{\"latencyMs\": 200}");
 	put(w, "{}", 0);
 	pthread_barrier_init(&go, NULL, 2);
 	assert_int_equal(pthread_create(&th, NULL, write_thread, &wr), 0);
@@ -793,7 +630,7 @@ test_write_during_a_flush_waits_for_its_outcome(void **state)
 	assert_true(wr.rc == 2 || wr.rc == -EBADF);
 	assert_string_equal(t.input_json, "{}");
 	model_thread_clear(&t);
-	json_decref(ctl(fx, "POST", "/_emulator/faults", "{}"));
+	emu_faults(fx->emu, "{}");
 	wfile_free(w);
 }
 

@@ -9,9 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -24,7 +22,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +29,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "emu.h"
 #include "http.h"
 #include "stream.h"
 
@@ -39,20 +37,9 @@
 #define TOKEN_B "tok-B-77d02a"
 #define SECRET  "cs-S3CRET/+ x&y"
 
-struct emu {
-	pid_t pid;
-	int out; /* its stdout, kept open so that it never gets SIGPIPE */
-	char url[256];
-	char log[128]; /* its stderr, shown when it did not exit cleanly */
-};
-
-static int emu_count;
-
 struct fx {
-	struct emu emu;
-	struct http_client *c;   /* the client under test, default options */
-	struct http_client *ctl; /* for /_emulator/ calls, so c's counters stay c's own */
-	char dir[64];            /* a private temporary directory */
+	struct emu *emu;       /* its directory holds the test's own files */
+	struct http_client *c; /* the client under test, default options */
 };
 
 static int64_t
@@ -73,115 +60,13 @@ sleep_ms(int ms)
 		;
 }
 
-/* Copies the emulator's stderr to ours. */
-static void
-show_log(const char *path)
-{
-	char buf[4096];
-	size_t n;
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL)
-		return;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, stderr);
-	fclose(f);
-}
-
-/* Starts the emulator with extra arguments (NULL-terminated), its stderr
- * going to a file in dir; 0 or -1. */
-static int
-emu_start(struct emu *em, const char *dir, const char *const *extra)
-{
-	const char *bin = getenv("SCRIPTUM_EMULATOR");
-	const char *argv[16] = {NULL, "--listen", "127.0.0.1:0", "--seed", "demo"};
-	char line[256];
-	size_t n = 0, argc = 5;
-	int pfd[2];
-
-	if (bin == NULL || bin[0] == '\0')
-		bin = "build/scriptum-emulator";
-	argv[0] = bin;
-	for (; extra != NULL && *extra != NULL && argc < 15; extra++)
-		argv[argc++] = *extra;
-	snprintf(em->log, sizeof(em->log), "%s/emulator.%d.log", dir, ++emu_count);
-	if (pipe2(pfd, O_CLOEXEC) != 0)
-		return -1;
-	em->pid = fork();
-	if (em->pid < 0)
-		return -1;
-	if (em->pid == 0) {
-		int log = open(em->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(pfd[1], STDOUT_FILENO);
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	em->out = pfd[0];
-	/* the first line is "listening on http://127.0.0.1:PORT" */
-	while (n + 1 < sizeof(line)) {
-		struct pollfd p = {em->out, POLLIN, 0};
-		ssize_t r;
-
-		if (poll(&p, 1, 20000) <= 0)
-			break;
-		r = read(em->out, line + n, 1);
-		if (r <= 0)
-			break;
-		if (line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	if (strncmp(line, "listening on ", 13) != 0) {
-		kill(em->pid, SIGKILL);
-		waitpid(em->pid, NULL, 0);
-		close(em->out);
-		em->pid = 0;
-		fprintf(stderr, "emulator %s did not start: '%s'\n", bin, line);
-		show_log(em->log);
-		return -1;
-	}
-	snprintf(em->url, sizeof(em->url), "%s", line + 13);
-	return 0;
-}
-
-/* Stops the emulator. A sanitizer's report or an exit status other than 0
- * shows its log (the sanitizer build must stay clean). */
-static void
-emu_stop(struct emu *em)
-{
-	int status = 0;
-
-	if (em->pid <= 0)
-		return;
-	kill(em->pid, SIGTERM);
-	for (int i = 0; i < 300; i++) {
-		if (waitpid(em->pid, &status, WNOHANG) == em->pid)
-			goto out;
-		sleep_ms(10);
-	}
-	kill(em->pid, SIGKILL);
-	waitpid(em->pid, &status, 0);
-out:
-	close(em->out);
-	em->pid = 0;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "emulator exited with status %#x; its stderr:\n", status);
-		show_log(em->log);
-	}
-}
-
 /* Options for a test client: short back-off so retries cost little. */
 static struct http_options
 opts(const struct fx *fx)
 {
 	struct http_options o = {0};
 
-	o.endpoint = fx->emu.url;
+	o.endpoint = emu_url(fx->emu);
 	o.deadline_ms = 5000;
 	o.backoff_base_ms = 20;
 	o.backoff_max_ms = 200;
@@ -209,13 +94,12 @@ start(void **state, const char *const *extra)
 
 	if (fx == NULL)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_http.XXXXXX");
-	if (mkdtemp(fx->dir) == NULL || emu_start(&fx->emu, fx->dir, extra) != 0) {
+	if (emu_start(extra, &fx->emu) != 0) {
 		free(fx);
 		return -1;
 	}
 	o = opts(fx);
-	if (http_client_new(&o, &fx->ctl, NULL, 0) != 0 || http_client_new(&o, &fx->c, NULL, 0))
+	if (http_client_new(&o, &fx->c, NULL, 0) != 0)
 		return -1;
 	*state = fx;
 	return 0;
@@ -236,92 +120,22 @@ setup_token(void **state)
 }
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 teardown(void **state)
 {
 	struct fx *fx = *state;
 
 	http_client_free(fx->c);
-	http_client_free(fx->ctl);
-	emu_stop(&fx->emu);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	emu_stop(fx->emu);
 	free(fx);
 	return 0;
 }
 
-/* A control call; returns its parsed answer (json_decref() it). */
-static json_t *
-ctl(struct fx *fx, const char *method, const char *path, const char *body)
-{
-	struct http_request rq = {.call = "control", .method = method, .path = path};
-	struct http_response r = {0};
-	struct http_error e;
-	json_t *j;
-
-	rq.flags = HTTP_NO_AUTH;
-	if (body != NULL) {
-		rq.body = body;
-		rq.body_len = strlen(body);
-	}
-	if (http_do(fx->ctl, &rq, &r, &e) != 0)
-		fprintf(stderr, "%s %s: %s\n", method, path, e.message);
-	assert_int_equal(r.status, 200);
-	j = json_loadb(r.body, r.len, 0, NULL);
-	assert_non_null(j);
-	http_response_clear(&r);
-	return j;
-}
-
-static void
-faults(struct fx *fx, const char *json)
-{
-	json_decref(ctl(fx, "POST", "/_emulator/faults", json));
-}
-
-/* API requests the emulator has logged (faults and errors included). It
- * logs a request once its connection is done with it, a moment after the
- * answer: wait up to a second for at least want. */
+/* API requests the emulator has logged (faults and errors included): at
+ * least want within a second. */
 static long
 requests_seen(struct fx *fx, long want)
 {
-	long n = 0;
-
-	for (int i = 0; i < 100; i++) {
-		json_t *j = ctl(fx, "GET", "/_emulator/requests", NULL);
-
-		n = (long)json_integer_value(json_object_get(j, "total"));
-		json_decref(j);
-		if (n >= want)
-			break;
-		sleep_ms(10);
-	}
-	return n;
-}
-
-/* A finished thread with n bytes of output; its id goes into id. */
-static void
-seed_thread(struct fx *fx, long n, char *id, size_t idlen)
-{
-	char body[160];
-	json_t *j;
-
-	snprintf(body, sizeof(body),
-	         "{\"script\": \"fanout\", \"count\": 1, \"status\": \"completed\", "
-	         "\"outputBytes\": %ld}",
-	         n);
-	j = ctl(fx, "POST", "/_emulator/seed", body);
-	snprintf(id, idlen, "%s",
-	         json_string_value(json_array_get(json_object_get(j, "threadIds"), 0)));
-	json_decref(j);
-	assert_true(id[0] != '\0');
+	return emu_calls(fx->emu, NULL, want, 1000, 0);
 }
 
 static int
@@ -414,7 +228,7 @@ test_org_headers_are_sent(void **state)
 	c = client(&o);
 	assert_int_equal(get(c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
 	assert_int_equal(requests_seen(fx, 1), 1);
-	log = ctl(fx, "GET", "/_emulator/requests", NULL);
+	log = emu_ctl(fx->emu, "GET", "/_emulator/requests", NULL);
 	last = json_array_get(json_object_get(log, "recent"), 0);
 	assert_string_equal(json_string_value(json_object_get(last, "orgId")), "org_123");
 	assert_string_equal(json_string_value(json_object_get(last, "orgName")), "acme corp");
@@ -498,7 +312,7 @@ test_503_burst_is_absorbed_by_retries(void **state)
 	struct http_response r = {0};
 	struct http_stats st;
 
-	faults(fx, "{\"errorCount\": 3}");
+	emu_faults(fx->emu, "{\"errorCount\": 3}");
 	assert_int_equal(get(fx->c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.attempts, 4);
@@ -515,7 +329,7 @@ test_retry_after_is_honoured(void **state)
 	struct http_response r = {0};
 	int64_t t0;
 
-	faults(fx, "{\"errorCount\": 1, \"retryAfter\": 1}");
+	emu_faults(fx->emu, "{\"errorCount\": 1, \"retryAfter\": 1}");
 	t0 = now_ms();
 	assert_int_equal(get(fx->c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
 	assert_true(now_ms() - t0 >= 950);
@@ -532,7 +346,7 @@ test_unavailable_past_the_deadline_is_eagain(void **state)
 	struct http_error e;
 	int64_t t0;
 
-	faults(fx, "{\"errorRate\": 1, \"errorStatus\": 429}");
+	emu_faults(fx->emu, "{\"errorRate\": 1, \"errorStatus\": 429}");
 	rq.deadline_ms = 600;
 	t0 = now_ms();
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EAGAIN);
@@ -546,7 +360,7 @@ test_unavailable_past_the_deadline_is_eagain(void **state)
 	assert_non_null(strstr(e.message, "injected fault"));
 
 	/* a 503 was not processed either: a POST is resent too */
-	faults(fx, "{\"errorRate\": 1, \"errorStatus\": 503, \"retryAfter\": 1}");
+	emu_faults(fx->emu, "{\"errorRate\": 1, \"errorStatus\": 503, \"retryAfter\": 1}");
 	rq.call = "CreateThread";
 	rq.path = "/v1/scriptum/threads";
 	rq.body = "{\"scriptName\": \"echo\"}";
@@ -570,23 +384,23 @@ test_post_is_not_resent_after_502_unless_idempotent(void **state)
 	struct http_error e;
 	char id[64], path[128];
 
-	seed_thread(fx, 10, id, sizeof(id));
+	emu_seed(fx->emu, "fanout", 10, id, sizeof(id));
 	snprintf(path, sizeof(path), "/v1/scriptum/threads/%s/cancel", id);
 	rq.path = path;
 	rq.body = "{}";
 	rq.body_len = 2;
-	faults(fx, "{\"errorCount\": 1, \"errorStatus\": 502}");
+	emu_faults(fx->emu, "{\"errorCount\": 1, \"errorStatus\": 502}");
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EAGAIN);
 	assert_int_equal(r.attempts, 1);
 	assert_int_equal(e.http_status, 502);
 
-	faults(fx, "{\"errorCount\": 1, \"errorStatus\": 502}");
+	emu_faults(fx->emu, "{\"errorCount\": 1, \"errorStatus\": 502}");
 	rq.flags = HTTP_IDEMPOTENT;
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EBUSY); /* already finished */
 	assert_int_equal(r.attempts, 2);
 
 	/* and HTTP_NO_RETRY stops even a GET */
-	faults(fx, "{\"errorCount\": 1}");
+	emu_faults(fx->emu, "{\"errorCount\": 1}");
 	rq.flags = HTTP_NO_RETRY;
 	rq.body = NULL;
 	rq.path = "/v1/scriptum/scripts";
@@ -628,14 +442,14 @@ test_non_json_error_body_is_mapped_by_status(void **state)
 	struct http_response r = {0};
 	struct http_error e;
 
-	faults(fx, "{\"errorRate\": 1, \"errorStatus\": 403, \"errorBody\": \"text\"}");
+	emu_faults(fx->emu, "{\"errorRate\": 1, \"errorStatus\": 403, \"errorBody\": \"text\"}");
 	assert_int_equal(get(fx->c, "ListScripts", "/v1/scriptum/scripts", &r, &e), -EACCES);
 	assert_int_equal(e.http_status, 403);
 	assert_int_equal(e.grpc_code, -1);
 	assert_true(e.message[0] != '\0');
 	assert_null(strchr(e.message, '\n'));
 
-	faults(fx, "{\"errorRate\": 1, \"errorStatus\": 500, \"errorBody\": \"text\"}");
+	emu_faults(fx->emu, "{\"errorRate\": 1, \"errorStatus\": 500, \"errorBody\": \"text\"}");
 	assert_int_equal(get(fx->c, "ListScripts", "/v1/scriptum/scripts", &r, &e), -EIO);
 	assert_int_equal(r.attempts, 1);
 	http_response_clear(&r);
@@ -675,7 +489,7 @@ test_deadline_exceeded_is_etimedout(void **state)
 	struct http_error e;
 	int64_t t0, dt;
 
-	faults(fx, "{\"latencyMs\": 1000}");
+	emu_faults(fx->emu, "{\"latencyMs\": 1000}");
 	rq.deadline_ms = 250;
 	t0 = now_ms();
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -ETIMEDOUT);
@@ -735,7 +549,7 @@ test_stream_goes_to_the_callback(void **state)
 	char id[64], path[256];
 	int msgs = 0;
 
-	seed_thread(fx, 300000, id, sizeof(id));
+	emu_seed(fx->emu, "fanout", 300000, id, sizeof(id));
 	s.parser = stream_new(count_msg, &msgs, 0);
 	stream_req(&rq, path, sizeof(path), id, &s);
 	rq.deadline_ms = HTTP_NONE;
@@ -748,7 +562,7 @@ test_stream_goes_to_the_callback(void **state)
 	stream_free(s.parser);
 
 	/* an error line ends the parser, and the callback's error is the call's */
-	faults(fx, "{\"errorAfterBytes\": 1000, \"match\": \"/result/stream\"}");
+	emu_faults(fx->emu, "{\"errorAfterBytes\": 1000, \"match\": \"/result/stream\"}");
 	memset(&s, 0, sizeof(s));
 	s.parser = stream_new(count_msg, &msgs, 0);
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EREMOTEIO);
@@ -767,7 +581,7 @@ test_callback_error_stops_the_transfer(void **state)
 	struct sink s = {.stop_with = -ECANCELED};
 	char id[64], path[256];
 
-	seed_thread(fx, 300000, id, sizeof(id));
+	emu_seed(fx->emu, "fanout", 300000, id, sizeof(id));
 	stream_req(&rq, path, sizeof(path), id, &s);
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -ECANCELED);
 	assert_int_equal(r.attempts, 1);
@@ -786,8 +600,9 @@ test_stalled_stream_is_aborted_after_the_stall_time(void **state)
 	char id[64], path[256];
 	int64_t t0, dt;
 
-	seed_thread(fx, 100000, id, sizeof(id));
-	faults(fx, "{\"stallAfterBytes\": 0, \"stallMs\": 5000, \"match\": \"/result/stream\"}");
+	emu_seed(fx->emu, "fanout", 100000, id, sizeof(id));
+	emu_faults(fx->emu,
+	           "{\"stallAfterBytes\": 0, \"stallMs\": 5000, \"match\": \"/result/stream\"}");
 	stream_req(&rq, path, sizeof(path), id, &s);
 	rq.deadline_ms = HTTP_NONE;
 	rq.stall_ms = 300;
@@ -810,8 +625,8 @@ test_cut_stream_is_an_error(void **state)
 	struct sink s = {0};
 	char id[64], path[256];
 
-	seed_thread(fx, 300000, id, sizeof(id));
-	faults(fx, "{\"cutAfterBytes\": 1000, \"match\": \"/result/stream\"}");
+	emu_seed(fx->emu, "fanout", 300000, id, sizeof(id));
+	emu_faults(fx->emu, "{\"cutAfterBytes\": 1000, \"match\": \"/result/stream\"}");
 	stream_req(&rq, path, sizeof(path), id, &s);
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EIO);
 	assert_int_equal(r.attempts, 1); /* bytes reached the reader: never resent */
@@ -874,8 +689,9 @@ test_abort_ends_a_stalled_transfer_at_once(void **state)
 	pthread_t t;
 	int64_t done;
 
-	seed_thread(fx, 100000, id, sizeof(id));
-	faults(fx, "{\"stallAfterBytes\": 0, \"stallMs\": 5000, \"match\": \"/result/stream\"}");
+	emu_seed(fx->emu, "fanout", 100000, id, sizeof(id));
+	emu_faults(fx->emu,
+	           "{\"stallAfterBytes\": 0, \"stallMs\": 5000, \"match\": \"/result/stream\"}");
 	stream_req(&rq, path, sizeof(path), id, &s);
 	rq.deadline_ms = HTTP_NONE;
 	rq.stall_ms = HTTP_NONE;
@@ -907,7 +723,7 @@ test_abort_interrupts_the_back_off(void **state)
 	pthread_t t;
 	int64_t done;
 
-	faults(fx, "{\"errorRate\": 1, \"retryAfter\": 5}");
+	emu_faults(fx->emu, "{\"errorRate\": 1, \"retryAfter\": 5}");
 	rq.abort = ab.a;
 	rq.deadline_ms = 10000;
 	assert_int_equal(pthread_create(&t, NULL, aborter_run, &ab), 0);
@@ -969,15 +785,15 @@ test_token_file_change_is_picked_up(void **state)
 	struct http_client *c;
 	char path[128], tmp[128];
 
-	snprintf(path, sizeof(path), "%s/token", fx->dir);
-	snprintf(tmp, sizeof(tmp), "%s/token.new", fx->dir);
+	snprintf(path, sizeof(path), "%s/token", emu_dir(fx->emu));
+	snprintf(tmp, sizeof(tmp), "%s/token.new", emu_dir(fx->emu));
 	write_file(path, TOKEN_A "\n", 0600);
 	o.token_file = path;
 	c = client(&o);
 	assert_int_equal(get(c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
 
 	/* rotated on the server, then replaced on disk (a new inode) */
-	json_decref(ctl(fx, "POST", "/_emulator/token", "{\"token\": \"" TOKEN_B "\"}"));
+	json_decref(emu_ctl(fx->emu, "POST", "/_emulator/token", "{\"token\": \"" TOKEN_B "\"}"));
 	write_file(tmp, TOKEN_B "\n", 0600);
 	assert_int_equal(rename(tmp, path), 0);
 	assert_int_equal(get(c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
@@ -999,14 +815,14 @@ test_token_file_is_reread_after_a_401(void **state)
 	char path[128], text[1024];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/token", fx->dir);
+	snprintf(path, sizeof(path), "%s/token", emu_dir(fx->emu));
 	write_file(path, TOKEN_A, 0600);
 	o.token_file = path;
 	c = client(&o);
 	assert_int_equal(get(c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
 
 	/* rotated on the server only: the 401 re-reads the same file, and gives up */
-	json_decref(ctl(fx, "POST", "/_emulator/token", "{\"token\": \"" TOKEN_B "\"}"));
+	json_decref(emu_ctl(fx->emu, "POST", "/_emulator/token", "{\"token\": \"" TOKEN_B "\"}"));
 	assert_int_equal(get(c, "ListScripts", "/v1/scriptum/scripts", &r, &e), -EACCES);
 	assert_int_equal(r.attempts, 1);
 	http_error_string(&e, text, sizeof(text));
@@ -1038,7 +854,7 @@ test_token_file_others_can_read_is_refused(void **state)
 	struct http_client *c;
 	char path[128];
 
-	snprintf(path, sizeof(path), "%s/token", fx->dir);
+	snprintf(path, sizeof(path), "%s/token", emu_dir(fx->emu));
 	write_file(path, TOKEN_A, 0644);
 	o.token_file = path;
 	c = client(&o);
@@ -1189,7 +1005,7 @@ set_server_token(struct fx *fx, const char *token)
 	char body[600];
 
 	snprintf(body, sizeof(body), "{\"token\": \"%s\"}", token);
-	json_decref(ctl(fx, "POST", "/_emulator/token", body));
+	json_decref(emu_ctl(fx->emu, "POST", "/_emulator/token", body));
 }
 
 static void
@@ -1382,7 +1198,7 @@ test_oauth_rejected_credentials_are_eacces_without_the_secret(void **state)
 
 	tokensrv_start(&ts, "unused", 60);
 	tokensrv_set(&ts, "unused", 60, 401);
-	snprintf(path, sizeof(path), "%s/secret", fx->dir);
+	snprintf(path, sizeof(path), "%s/secret", emu_dir(fx->emu));
 	write_file(path, SECRET "\n", 0600);
 	o.token_url = ts.url;
 	o.client_id = "svc one";
@@ -1420,14 +1236,14 @@ static void
 test_https_with_a_private_ca(void **state)
 {
 	struct fx *fx = *state;
-	struct emu tls = {0};
+	struct emu *tls = NULL;
 	struct http_options o = opts(fx);
 	struct http_response r = {0};
 	struct http_error e;
 	struct http_client *c;
 	char ca[128], cert[128], key[128], url[256];
 	const char *extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
-	const char *d = fx->dir;
+	const char *d = emu_dir(fx->emu);
 
 	snprintf(ca, sizeof(ca), "%s/ca.pem", d);
 	snprintf(cert, sizeof(cert), "%s/srv.pem", d);
@@ -1440,12 +1256,12 @@ test_https_with_a_private_ca(void **state)
 	       "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
 	       "-out srv.pem -days 2 -extfile ext) >/dev/null 2>&1",
 	       d) != 0 ||
-	    emu_start(&tls, d, extra) != 0) {
+	    emu_start(extra, &tls) != 0) {
 		skip();
 		return;
 	}
-	assert_int_equal(strncmp(tls.url, "https://", 8), 0);
-	snprintf(url, sizeof(url), "%s", tls.url);
+	assert_int_equal(strncmp(emu_url(tls), "https://", 8), 0);
+	snprintf(url, sizeof(url), "%s", emu_url(tls));
 	o.endpoint = url;
 	o.ca_file = ca;
 	c = client(&o);
@@ -1461,7 +1277,7 @@ test_https_with_a_private_ca(void **state)
 	assert_non_null(strstr(e.message, "certificate"));
 	http_client_free(c);
 	http_response_clear(&r);
-	emu_stop(&tls);
+	emu_stop(tls);
 }
 
 /* ---- no server needed ---- */
