@@ -57,3 +57,40 @@ def new_emulator():
         except AssertionError as e:
             errors.append(str(e))
     assert not errors, "\n".join(errors)
+
+
+# ---- the mounted tests (tests/test_fs_*.py) ----
+
+@pytest.fixture
+def mount_fs(new_emulator):
+    """Starts scriptumfs mounts for one test: mount_fs(emu, list_limit=...,
+    ...) returns a harness.Mount. Each is unmounted at the end of the test,
+    failed or not (before its emulators stop), and the test fails if a
+    daemon did not exit cleanly."""
+    from harness import Mount
+
+    started = []
+
+    def start(emu, **kw):
+        m = Mount(emu, **kw)
+        started.append(m)
+        return m
+
+    yield start
+    errors = []
+    for m in reversed(started):
+        try:
+            m.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Whatever a test left mounted (it crashed past its fixture) is
+    unmounted before pytest exits."""
+    import harness
+
+    left = harness.unmount_leftovers()
+    if left:
+        print(f"\nunmounted what tests left mounted: {left}")

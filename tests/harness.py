@@ -52,10 +52,12 @@ class HTTPError(Exception):
 class Emulator:
     """One scriptum-emulator process and a way to call it."""
 
-    def __init__(self, *args, seed="demo", token=None, tls=None, extra_env=None):
+    def __init__(self, *args, seed="demo", token=None, tls=None, extra_env=None,
+                 listen="127.0.0.1:0"):
         self.token = token
         self.tls = tls  # (cert, key, cafile) or None
-        cmd = [binary("scriptum-emulator"), "--listen", "127.0.0.1:0"]
+        self.killed = False  # set by kill(): stop() then expects no clean exit
+        cmd = [binary("scriptum-emulator"), "--listen", listen]
         if seed is not None:
             cmd += ["--seed", seed]
         if token is not None:
@@ -99,10 +101,18 @@ class Emulator:
         self.stderr.close()
         if SANITIZER_REPORT.search(err):
             raise AssertionError("sanitizer report from the emulator:\n" + err)
-        if self.proc.returncode != 0:
+        if self.proc.returncode != 0 and not self.killed:
             raise AssertionError(
                 f"emulator exited with {self.proc.returncode}:\n{err}"
             )
+
+    def kill(self):
+        """Kills the emulator at once (SIGKILL), as a crashed server; stop()
+        still closes what it holds but expects no clean exit."""
+        self.killed = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     # ---- HTTP ----
 
@@ -1036,3 +1046,421 @@ def scriptum_measured(emu, *args, timeout=600, token=EMULATOR_TOKEN, endpoint=Tr
 def sanitized_build():
     """Whether the binaries under test are the ASan+UBSan build."""
     return os.path.basename(os.path.normpath(BUILD)) == "asan"
+
+
+# ---- additions for the mounted tests (tests/test_fs_*.py) ----
+
+import errno as _errno
+import stat as _stat
+
+# Where mount points are made: a directory every user can traverse (pytest's
+# tmp_path is under a 0700 directory, which would hide a mount from another
+# user for the wrong reason).
+MOUNT_ROOT = os.environ.get("SCRIPTUMFS_TEST_MOUNT_ROOT", "/tmp")
+
+# Every Mount started and not yet stopped, so that a session end can unmount
+# what a crashed test left behind.
+LIVE_MOUNTS = []
+
+
+def run_cmd(cmd, timeout=60, cwd=None, input=None, env=None, check=False, shell=False):
+    """Runs a real program (argv list, or a string with shell=True: bash -c)
+    with a deadline; returns CompletedProcess with bytes stdout and text
+    stderr. A program still running at the deadline is killed and the test
+    fails, saying which program hung."""
+    if shell:
+        cmd = ["bash", "-c", cmd]
+    if isinstance(input, str):
+        input = input.encode()
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True,
+                         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(p)
+        out, err = p.communicate()
+        raise AssertionError(f"{cmd!r} did not end within {timeout} s; stderr: "
+                             f"{err.decode(errors='replace')[-2000:]!r}") from None
+    res = subprocess.CompletedProcess(cmd, p.returncode, out, err.decode(errors="replace"))
+    if check and res.returncode != 0:
+        raise AssertionError(f"{cmd!r} exited {res.returncode}: {res.stderr[-2000:]}")
+    return res
+
+
+def _kill_group(p):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def timed_cmd(cmd, **kw):
+    """run_cmd, and how long it took in seconds."""
+    t0 = time.monotonic()
+    res = run_cmd(cmd, **kw)
+    return res, time.monotonic() - t0
+
+
+def fuse_mount_points():
+    """The mount points of the FUSE filesystems mounted now."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1].startswith("fuse"):
+                out.append(fields[4].replace("\\040", " "))
+    return out
+
+
+def force_unmount(path):
+    """Unmounts path however it can: fusermount3 -u (tried for a while, as a
+    file may be about to close), then umount, then a lazy umount. Returns
+    the messages of the attempts that failed."""
+    notes = []
+    deadline = time.monotonic() + 5
+    while True:
+        if path not in fuse_mount_points():
+            return notes
+        r = subprocess.run(["fusermount3", "-u", path], capture_output=True, text=True)
+        if r.returncode == 0:
+            return notes
+        if time.monotonic() > deadline:
+            notes.append(f"fusermount3 -u: {r.stderr.strip()}")
+            break
+        time.sleep(0.2)
+    for cmd in (["umount", path], ["umount", "-l", path]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode == 0 or path not in fuse_mount_points():
+            return notes
+        notes.append(f"{' '.join(cmd)}: {r.stderr.strip()}")
+    return notes
+
+
+def mount_env(home, env=None):
+    """The daemon's environment: the caller's minus the variables the CLI
+    and the mount read (SCRIPTUM_*), HOME set to home, the sanitizer
+    options, then env (a value of None removes a variable)."""
+    out = {k: v for k, v in os.environ.items() if k not in CLI_ENV_VARS}
+    out.update(SANITIZER_ENV)
+    out["HOME"] = str(home)
+    for k, v in (env or {}).items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = str(v)
+    return out
+
+
+class MountFailed(Exception):
+    """The daemon ended before its mount was ready."""
+
+    def __init__(self, rc, stderr):
+        super().__init__(f"scriptumfs exited with {rc} before mounting:\n{stderr}")
+        self.rc = rc
+        self.stderr = stderr
+
+
+class Mount:
+    """One scriptumfs daemon serving one mount point.
+
+    build/scriptumfs -f -o endpoint=URL,cache_dir=DIR,list_limit=N,
+    running_ttl=1s[,token_file=PATH][,...] MOUNTPOINT, with HOME a fresh
+    empty directory (no real configuration is read). Ready when the mount
+    point is a mount; stop() unmounts it (fusermount3 -u, then umount,
+    then umount -l) and fails if the daemon did not exit 0 or printed a
+    sanitizer report."""
+
+    def __init__(self, emu, endpoint=True, cache_dir=None, list_limit=None, running_ttl="1s",
+                 token_file=None, profile=None, options=(), foreground=True, home=None,
+                 env=None, ready_timeout=10, mountpoint=None):
+        exe = binary("scriptumfs")
+        self._tmp = tempfile.mkdtemp(prefix="scriptumfs-test-", dir=MOUNT_ROOT)
+        os.chmod(self._tmp, 0o755)
+        self.path = mountpoint or os.path.join(self._tmp, "mnt")
+        os.makedirs(self.path, exist_ok=True)
+        self.home = home or os.path.join(self._tmp, "home")
+        os.makedirs(self.home, exist_ok=True)
+        self.cache_dir = cache_dir or os.path.join(self._tmp, "cache")
+        self.emu = emu
+        self.endpoint = emu.url if endpoint is True else endpoint
+        # token_file: None = the emulator's token (if it has one) in a 0600
+        # file, unless a profile is used; False = none; else a path
+        self.token_file = token_file or None
+        if token_file is None and emu is not None and emu.token is not None and profile is None:
+            self.token_file = os.path.join(self._tmp, "token")
+            with open(os.open(self.token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(emu.token + "\n")
+        opts = []
+        if self.endpoint:
+            opts.append(f"endpoint={self.endpoint}")
+        opts.append(f"cache_dir={self.cache_dir}")
+        if list_limit is not None:
+            opts.append(f"list_limit={list_limit}")
+        if running_ttl is not None:
+            opts.append(f"running_ttl={running_ttl}")
+        if self.token_file:
+            opts.append(f"token_file={self.token_file}")
+        if profile is not None:
+            opts.append(f"profile={profile}")
+        opts += list(options)
+        self.options = opts
+        self.foreground = foreground
+        self.cmd = [exe] + (["-f"] if foreground else []) + \
+            ["-o", ",".join(opts), self.path]
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self._stderr, stderr=self._stderr,
+                                     env=mount_env(self.home, env))
+        self.daemon_pid = self.proc.pid if foreground else None
+        self.stopped = False
+        self.rc = None
+        self._err_text = ""
+        LIVE_MOUNTS.append(self)
+        try:
+            self._wait_ready(ready_timeout)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            if os.path.ismount(self.path):
+                if not self.foreground:
+                    # the parent returns once the daemon is detached and mounted
+                    self.proc.wait(timeout=max(1, deadline - time.monotonic()))
+                    self.daemon_pid = self._find_daemon()
+                return
+            rc = self.proc.poll()
+            if rc is not None and (self.foreground or rc != 0):
+                raise MountFailed(rc, self.stderr_text())
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.path} was not mounted within {timeout} s; "
+                                     f"stderr: {self.stderr_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def _find_daemon(self):
+        """The pid of the detached daemon serving this mount point."""
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if self.path.encode() in argv and argv[0].endswith(b"scriptumfs"):
+                return int(pid)
+        return None
+
+    def _abandon(self):
+        """Cleans up after a start that failed."""
+        force_unmount(self.path)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.foreground:
+            pid = self._find_daemon()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+        self._err_text = self.stderr_text()
+        self.stopped = True
+        if self in LIVE_MOUNTS:
+            LIVE_MOUNTS.remove(self)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def stderr_text(self):
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def __call__(self, *parts):
+        """A path inside the mount."""
+        return os.path.join(self.path, *[str(p) for p in parts])
+
+    def thread(self, tid, *parts):
+        return self("threads", tid, *parts)
+
+    def read(self, *parts):
+        with open(self(*parts), "rb") as f:
+            return f.read()
+
+    def alive(self):
+        if self.foreground:
+            return self.proc.poll() is None
+        return self.daemon_pid is not None and os.path.exists(f"/proc/{self.daemon_pid}")
+
+    def stop(self, timeout=20):
+        """Unmounts; waits for the daemon to exit; raises if it did not exit
+        0, printed a sanitizer report, or had to be killed. Returns its
+        stderr."""
+        if self.stopped:
+            return self._err_text
+        self.stopped = True
+        if self in LIVE_MOUNTS:
+            LIVE_MOUNTS.remove(self)
+        problems = force_unmount(self.path)
+        killed = False
+        if self.foreground:
+            try:
+                self.rc = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.rc = self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.rc = self.proc.wait()
+                killed = True
+        else:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            deadline = time.monotonic() + timeout
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.alive():
+                os.kill(self.daemon_pid, signal.SIGKILL)
+                killed = True
+        err = self._err_text = self.stderr_text()
+        self._stderr.close()
+        still = self.path in fuse_mount_points()
+        if not still:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        if SANITIZER_REPORT.search(err):
+            raise AssertionError("sanitizer report from scriptumfs:\n" + err)
+        if still:
+            raise AssertionError(f"{self.path} is still mounted: {problems}")
+        if killed:
+            raise AssertionError(f"scriptumfs did not exit within {timeout} s of the "
+                                 f"unmount ({problems}); stderr:\n{err[-3000:]}")
+        if self.foreground and self.rc != 0:
+            raise AssertionError(f"scriptumfs exited with {self.rc} after the unmount:\n"
+                                 f"{err[-3000:]}")
+        return err
+
+
+def unmount_leftovers():
+    """Unmounts every Mount still live (a test that crashed past its
+    fixture); returns their mount points."""
+    left = []
+    for m in list(LIVE_MOUNTS):
+        left.append(m.path)
+        try:
+            m.stop()
+        except AssertionError:
+            pass
+    return left
+
+
+def start_emulator_on_port(port, *args, timeout=15, **kw):
+    """An emulator listening on a given loopback port (to stand in for one
+    that died there); tries again while the port is not yet free."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return Emulator(*args, listen=f"127.0.0.1:{port}", **kw)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def calls(emu, name=None):
+    """How many calls of the API the emulator answered: of one call (by its
+    name, e.g. "GetThread"), or {name: count} of all."""
+    by = emu.requests_log()["byCall"]
+    return by if name is None else by.get(name, 0)
+
+
+def wait_calls(emu, name, n, timeout=5):
+    """Waits until the emulator has logged at least n calls of name (a
+    request is logged when its response is complete); returns the count."""
+    return wait_until(lambda: calls(emu, name) >= n and calls(emu, name), timeout,
+                      what=f"{n} {name} call(s)")
+
+
+def thread_ids_of(emu, **params):
+    """Every thread id ListThreads gives, newest first."""
+    return [t["threadId"] for t in list_all_canonical(emu, **params)]
+
+
+def raw_output_slice(emu, thread_id, start, length, piece=1 << 20):
+    """Bytes [start, start+length) of /_emulator/threads/{id}/output, read
+    as a stream (for outputs too large to hold whole)."""
+    conn = emu.connection(timeout=300)
+    try:
+        conn.request("GET", f"/_emulator/threads/{urllib.parse.quote(thread_id)}/output")
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise HTTPError(resp.status, resp.read(), dict(resp.getheaders()))
+        out, pos = bytearray(), 0
+        while pos < start + length:
+            data = resp.read(piece)
+            if not data:
+                break
+            lo, hi = max(start, pos), min(start + length, pos + len(data))
+            if lo < hi:
+                out += data[lo - pos:hi - pos]
+            pos += len(data)
+        return bytes(out)
+    finally:
+        conn.close()
+
+
+def mode_of(path):
+    """(file type letter, permission bits) from lstat: 'd', 'f' or 'l'."""
+    st = os.lstat(path)
+    kind = "d" if _stat.S_ISDIR(st.st_mode) else "l" if _stat.S_ISLNK(st.st_mode) else \
+        "f" if _stat.S_ISREG(st.st_mode) else "?"
+    return kind, _stat.S_IMODE(st.st_mode)
+
+
+def os_error(fn, *args, **kw):
+    """Calls fn, which must fail with OSError; returns its errno name."""
+    try:
+        fn(*args, **kw)
+    except OSError as e:
+        return _errno.errorcode.get(e.errno, str(e.errno))
+    raise AssertionError(f"{getattr(fn, '__name__', fn)}{args!r} did not fail")
+
+
+def write_file(path, data, mode="wb"):
+    """open(path, mode).write(data) and close, as a program would: the
+    error of the write or of the close (OSError) propagates."""
+    f = open(path, mode)
+    try:
+        f.write(data)
+    except BaseException:
+        try:
+            f.close()
+        except OSError:
+            pass
+        raise
+    f.close()
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+def settled_calls(emu, quiet=0.3, timeout=10):
+    """{call name: count} once the emulator's request log has stopped
+    growing for `quiet` seconds: a request is logged only after its answer
+    went out, so a count read the moment a program returns can miss the
+    last one."""
+    deadline = time.monotonic() + timeout
+    last = emu.requests_log()["total"]
+    stable_since = time.monotonic()
+    while True:
+        time.sleep(0.05)
+        total = emu.requests_log()["total"]
+        if total != last:
+            last, stable_since = total, time.monotonic()
+        elif time.monotonic() - stable_since >= quiet or time.monotonic() > deadline:
+            return calls(emu)
