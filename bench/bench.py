@@ -385,17 +385,38 @@ def list_pages(emu, page_size=1000):
     return time.monotonic() - t0, pages, threads
 
 
+def curl_pages(emu, page_size=1000):
+    """SPEC §8's baseline: curl paging ListThreads, one curl a page, each
+    page's nextPageToken read from its body; returns (seconds, pages,
+    threads)."""
+    pages, threads, token = 0, 0, None
+    t0 = time.monotonic()
+    while True:
+        url = f"{emu.url}{API}/threads?pageSize={page_size}" + (f"&pageToken={token}" if token else "")
+        body = subprocess.run(["curl", "-sS", "-f", url], check=True, capture_output=True).stdout
+        doc = json.loads(body)
+        pages += 1
+        threads += len(doc.get("threads", []))
+        token = doc.get("nextPageToken")
+        if not token:
+            break
+    return time.monotonic() - t0, pages, threads
+
+
 def bench_fs_ls():
     """Row 5: ls -l threads/ of 10,000 threads."""
     n = 10000
     emu = Emulator(seed=None)
     try:
         emu.seed("echo", n)
-        ls_s, base_s, reqs = [], [], []
+        ls_s, base_s, loop_s, reqs = [], [], [], []
         for _ in range(RUNS):
-            secs, pages, threads = list_pages(emu)
+            secs, pages, threads = curl_pages(emu)
             assert threads == n, threads
             base_s.append(secs)
+            secs, pages, threads = list_pages(emu)
+            assert threads == n, threads
+            loop_s.append(secs)
             m = FsMount(emu, list_limit=n)
             try:
                 settled_requests(emu, quiet=0.2)
@@ -410,12 +431,14 @@ def bench_fs_ls():
         stop_all_mounts()
         emu.stop()
     ls_t, base_t = statistics.median(ls_s), statistics.median(base_s)
+    loop_t = statistics.median(loop_s)
     worst = max(reqs, key=lambda log: log["total"])
     print("scriptumfs: ls -l threads/ of 10,000 threads, cold (median of %d)" % RUNS)
-    row("ls -l vs python http.client loop paging ListThreads", ls_t, "s", base_t,
-        "<= 1.5x", ls_t <= 1.5 * base_t)
-    print(f"    (baseline: one keep-alive connection, pageSize=1000, {pages} pages, "
-          f"JSON parsed for nextPageToken)")
+    row("ls -l vs curl paging ListThreads", ls_t, "s", base_t, "<= 1.5x", ls_t <= 1.5 * base_t)
+    print(f"    (baseline as SPEC §8 says: one curl a page, pageSize=1000, {pages} pages, "
+          f"each body parsed for nextPageToken)")
+    row("ls -l vs a python http.client loop paging ListThreads", ls_t, "s", loop_t)
+    print("    (stricter, for reference: one keep-alive connection, no process per page)")
     row("requests the emulator saw during the ls (max of runs)", worst["total"], "req",
         None, f"<= {n // 1000} (one per 1,000 threads)", worst["total"] <= n // 1000)
     print(f"    ({calls_text(worst)})")
