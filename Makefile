@@ -156,7 +156,9 @@ $(BUILD)/libscriptum.a: $(LIB_OBJ)
 
 # Unit tests of the emulator (test_emu_*) link its code; those of the
 # filesystem (test_fs_*) link its modules; the others link only libscriptum.
-# The last two kinds also link emu.o, the emulator a test starts (tests/unit/emu.c).
+# The last two kinds also link emu.o, the emulator a test starts (tests/unit/emu.c);
+# it is kept, not deleted as an intermediate file.
+.SECONDARY: $(BUILD)/obj/tests/unit/emu.o
 $(BUILD)/tests/test_emu_%: tests/unit/test_emu_%.c $(BUILD)/libemu.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libemu.a \

@@ -418,10 +418,17 @@ thread_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, doubl
 			     thread_time(&t));
 		break;
 	case T_EVENTS: {
-		uint64_t size;
-		bool done;
+		uint64_t size = 0;
+		bool done = final;
 
-		if ((rc = watches_size(m->watches, id, &size, &done)) == 0)
+		/* a running thread is followed from the first look, so tail -f sees
+		 * the size grow; a finished one is asked only when the file is read
+		 * (find and ls -l over old threads make no WatchThread calls) */
+		if (!final)
+			rc = watches_size(m->watches, id, &size, &done);
+		else if (!watches_known(m->watches, id, &size))
+			*timeout = 0; /* size 0 until read: not to be kept */
+		if (rc == 0)
 			attr(m, st, ino, FILE_MODE, size, thread_time(&t));
 		if (!done)
 			*timeout = ttl_for(m, false);

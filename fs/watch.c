@@ -411,3 +411,19 @@ watches_read(struct watches *w, const char *id, void *buf, size_t len, uint64_t 
 	pthread_mutex_unlock(&w->lock);
 	return (ssize_t)len;
 }
+
+bool
+watches_known(struct watches *w, const char *id, uint64_t *size)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&w->lock);
+	for (struct watch *x = w->list; x != NULL; x = x->next)
+		if (strcmp(x->id, id) == 0 && x->first && x->err == 0) {
+			*size = x->len;
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&w->lock);
+	return found;
+}

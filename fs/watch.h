@@ -41,6 +41,10 @@ int watches_events(struct watches *w, const char *id, char **out, size_t *len, b
 /* The length the events file has now, starting the watch as above. */
 int watches_size(struct watches *w, const char *id, uint64_t *size, bool *final);
 
+/* The length of the events text if thread id is being (or was) followed,
+ * without starting anything: false when it is not. */
+bool watches_known(struct watches *w, const char *id, uint64_t *size);
+
 /* Reads the events text at off (the watch must have been started by one of
  * the above): bytes read, 0 at the end of what is known now, or -errno. */
 ssize_t watches_read(struct watches *w, const char *id, void *buf, size_t len, uint64_t off);
