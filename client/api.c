@@ -170,19 +170,43 @@ PARSER(script_list, struct model_script_list)
 PARSER(version_list, struct model_version_list)
 PARSER(health, struct model_health)
 
-/* API_PREFIX + "/threads/" + the escaped id + suffix, into buf. */
+/* API_PREFIX + "/" + collection + "/" + the escaped name + suffix, into
+ * buf; what names the object in a message ("thread id", "script name"). */
 static int
-thread_path(char *buf, size_t len, const char *id, const char *suffix, struct http_error *e)
+object_path(char *buf, size_t len, const char *collection, const char *what, const char *name,
+            const char *suffix, struct http_error *e)
 {
 	char esc[1024];
 
-	if (id == NULL || id[0] == '\0' || http_escape(id, esc, sizeof(esc)) < 0) {
-		return efail(e, EINVAL, 0, "%s",
-		             id == NULL || id[0] == '\0' ? "a thread id is required"
-		                                         : "the thread id is too long");
-	}
-	snprintf(buf, len, API_PREFIX "/threads/%s%s", esc, suffix);
+	if (name == NULL || name[0] == '\0')
+		return efail(e, EINVAL, 0, "a %s is required", what);
+	if (http_escape(name, esc, sizeof(esc)) < 0)
+		return efail(e, EINVAL, 0, "the %s is too long", what);
+	snprintf(buf, len, API_PREFIX "/%s/%s%s", collection, esc, suffix);
 	return 0;
+}
+
+static int
+thread_path(char *buf, size_t len, const char *id, const char *suffix, struct http_error *e)
+{
+	return object_path(buf, len, "threads", "thread id", id, suffix, e);
+}
+
+/* A GET of one object's answer (a thread, a script, its versions). */
+static int
+get_object(struct api *a, const char *call, const char *collection, const char *what,
+           const char *name, const char *suffix, parse_fn parse, void *out, struct http_error *e)
+{
+	struct http_error local;
+	char path[1200], named[64];
+	int rc;
+
+	if (e == NULL)
+		e = &local;
+	call_name(named, sizeof(named), call, name, e);
+	if ((rc = object_path(path, sizeof(path), collection, what, name, suffix, e)) != 0)
+		return rc;
+	return unary_parse(a, named, "GET", path, NULL, 0, parse, out, e);
 }
 
 int
@@ -249,16 +273,7 @@ api_create_thread(struct api *a, const struct api_create *rq, struct model_threa
 int
 api_get_thread(struct api *a, const char *id, struct model_thread *out, struct http_error *e)
 {
-	struct http_error local;
-	char path[1200], call[64];
-	int rc;
-
-	if (e == NULL)
-		e = &local;
-	call_name(call, sizeof(call), "GetThread", id, e);
-	if ((rc = thread_path(path, sizeof(path), id, "", e)) != 0)
-		return rc;
-	return unary_parse(a, call, "GET", path, NULL, 0, parse_thread, out, e);
+	return get_object(a, "GetThread", "threads", "thread id", id, "", parse_thread, out, e);
 }
 
 /* Appends "&name=value" (or "?name=value" first), the value escaped. */
@@ -376,50 +391,18 @@ api_list_scripts(struct api *a, int page_size, const char *page_token,
 	return unary_parse(a, "ListScripts", "GET", path, NULL, 0, parse_script_list, out, e);
 }
 
-/* API_PREFIX + "/scripts/" + the escaped name + suffix. */
-static int
-script_path(char *buf, size_t len, const char *name, const char *suffix, struct http_error *e)
-{
-	char esc[1024];
-
-	if (name == NULL || name[0] == '\0' || http_escape(name, esc, sizeof(esc)) < 0) {
-		return efail(e, EINVAL, 0, "%s",
-		             name == NULL || name[0] == '\0' ? "a script name is required"
-		                                             : "the script name is too long");
-	}
-	snprintf(buf, len, API_PREFIX "/scripts/%s%s", esc, suffix);
-	return 0;
-}
-
 int
 api_get_script(struct api *a, const char *name, struct model_script *out, struct http_error *e)
 {
-	struct http_error local;
-	char path[1200], call[64];
-	int rc;
-
-	if (e == NULL)
-		e = &local;
-	call_name(call, sizeof(call), "GetScript", name, e);
-	if ((rc = script_path(path, sizeof(path), name, "", e)) != 0)
-		return rc;
-	return unary_parse(a, call, "GET", path, NULL, 0, parse_script, out, e);
+	return get_object(a, "GetScript", "scripts", "script name", name, "", parse_script, out, e);
 }
 
 int
 api_list_versions(struct api *a, const char *name, struct model_version_list *out,
                   struct http_error *e)
 {
-	struct http_error local;
-	char path[1200], call[64];
-	int rc;
-
-	if (e == NULL)
-		e = &local;
-	call_name(call, sizeof(call), "ListScriptVersions", name, e);
-	if ((rc = script_path(path, sizeof(path), name, "/versions", e)) != 0)
-		return rc;
-	return unary_parse(a, call, "GET", path, NULL, 0, parse_version_list, out, e);
+	return get_object(a, "ListScriptVersions", "scripts", "script name", name, "/versions",
+	                  parse_version_list, out, e);
 }
 
 /* ---- streams ---- */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,20 +24,23 @@ struct sentry {
 	struct model_step_detail d;
 };
 
+/* The state of one cached answer. */
+struct item {
+	bool have;
+	bool busy; /* a fetch is in progress: wait for it */
+	int err;   /* the last fetch's failure, for those who waited */
+	int64_t at;
+};
+
 struct entry {
 	char *id;
 	unsigned refs; /* calls in progress that use it: not evictable */
 	struct entry *next;
 	struct entry *older, *newer; /* LRU, newest at m->newest */
 
-	bool thread_have, thread_busy;
-	int thread_err;
-	int64_t thread_at;
+	struct item ti; /* the Thread */
 	struct model_thread thread;
-
-	bool result_have, result_busy;
-	int result_err;
-	int64_t result_at;
+	struct item ri; /* the result's metadata */
 	struct model_result result;
 
 	struct sentry *steps;
@@ -158,10 +162,10 @@ weigh(const struct entry *e)
 {
 	size_t n = sizeof(*e) + strlen(e->id);
 
-	if (e->thread_have)
+	if (e->ti.have)
 		n += 512 + strlen(e->thread.input_json) + strlen(e->thread.error) +
 		     e->thread.n_metadata * 64;
-	if (e->result_have) {
+	if (e->ri.have) {
 		n += 256 + e->result.n_steps * 256 + e->result.output_len;
 		for (size_t i = 0; i < e->result.n_yielded; i++)
 			n += 16 + strlen(e->result.yielded_values[i]);
@@ -185,7 +189,7 @@ reweigh(struct meta *m, struct entry *e)
 static bool
 busy(const struct entry *e)
 {
-	if (e->thread_busy || e->result_busy)
+	if (e->ti.busy || e->ri.busy)
 		return true;
 	for (size_t i = 0; i < e->nsteps; i++)
 		if (e->steps[i].busy)
@@ -254,8 +258,8 @@ entry_put(struct meta *m, struct entry *e)
 static bool
 final(const struct entry *e)
 {
-	return (e->thread_have && model_thread_terminal(e->thread.status)) ||
-	       (e->result_have && model_thread_terminal(e->result.status));
+	return (e->ti.have && model_thread_terminal(e->thread.status)) ||
+	       (e->ri.have && model_thread_terminal(e->result.status));
 }
 
 static bool
@@ -273,107 +277,145 @@ record(struct meta *m, const struct http_error *he)
 
 /* ---- accessors ---- */
 
-int
-meta_thread(struct meta *m, const char *id, struct model_thread *out)
+/* How one kind of answer is fetched, copied and cleared. */
+struct kind {
+	size_t item; /* offsets in struct entry */
+	size_t value;
+	size_t size;
+	int (*fetch)(struct meta *m, const char *id, void *value, struct http_error *he);
+	int (*copy)(void *dst, const void *src);
+	void (*clear)(void *value);
+};
+
+/*
+ * The answer of kind k for id, copied into out: from the cache when fresh,
+ * else fetched, by one caller at a time while the others wait for its
+ * outcome (a burst of getattrs on one thread makes one call).
+ */
+static int
+cached(struct meta *m, const char *id, const struct kind *k, void *out)
 {
-	struct model_thread t;
 	struct http_error he;
 	struct entry *e;
+	struct item *it;
+	void *fetched;
 	int rc;
 
+	if ((fetched = calloc(1, k->size)) == NULL)
+		return -ENOMEM;
 	pthread_mutex_lock(&m->lock);
 	if ((e = entry_get(m, id)) == NULL) {
 		pthread_mutex_unlock(&m->lock);
+		free(fetched);
 		return -ENOMEM;
 	}
+	it = (struct item *)((char *)e + k->item);
 	for (;;) {
-		if (e->thread_have && fresh(m, e, e->thread_at)) {
+		if (it->have && fresh(m, e, it->at)) {
 			m->stats.hits++;
-			rc = model_thread_copy(out, &e->thread);
+			rc = k->copy(out, (char *)e + k->value);
 			goto out;
 		}
-		if (!e->thread_busy)
+		if (!it->busy)
 			break;
 		pthread_cond_wait(&m->done, &m->lock);
-		if (!e->thread_busy && e->thread_err != 0 && !e->thread_have) {
-			rc = e->thread_err;
+		if (!it->busy && it->err != 0 && !it->have) {
+			rc = it->err;
 			goto out;
 		}
 	}
-	e->thread_busy = true;
+	it->busy = true;
 	m->stats.calls++;
 	pthread_mutex_unlock(&m->lock);
-	rc = api_get_thread(m->api, id, &t, &he);
+	rc = k->fetch(m, id, fetched, &he);
 	if (rc != 0)
 		record(m, &he);
 	pthread_mutex_lock(&m->lock);
-	e->thread_busy = false;
-	e->thread_err = rc;
+	it->busy = false;
+	it->err = rc;
 	if (rc == 0) {
-		model_thread_clear(&e->thread);
-		e->thread = t;
-		e->thread_have = true;
-		e->thread_at = now_ms();
+		k->clear((char *)e + k->value);
+		memcpy((char *)e + k->value, fetched, k->size); /* moved: fetched keeps nothing */
+		memset(fetched, 0, k->size);
+		it->have = true;
+		it->at = now_ms();
 		reweigh(m, e);
-		rc = model_thread_copy(out, &e->thread);
+		rc = k->copy(out, (char *)e + k->value);
 	}
 	pthread_cond_broadcast(&m->done);
 out:
 	entry_put(m, e);
 	pthread_mutex_unlock(&m->lock);
+	free(fetched);
 	return rc;
+}
+
+static int
+fetch_thread(struct meta *m, const char *id, void *value, struct http_error *he)
+{
+	return api_get_thread(m->api, id, value, he);
+}
+
+static int
+fetch_result(struct meta *m, const char *id, void *value, struct http_error *he)
+{
+	struct api_result_query q = {.metadata_only = true};
+
+	return api_get_result(m->api, id, &q, value, he);
+}
+
+static int
+copy_thread(void *dst, const void *src)
+{
+	return model_thread_copy(dst, src);
+}
+
+static int
+copy_result(void *dst, const void *src)
+{
+	return model_result_copy(dst, src);
+}
+
+static void
+clear_thread(void *v)
+{
+	model_thread_clear(v);
+}
+
+static void
+clear_result(void *v)
+{
+	model_result_clear(v);
+}
+
+static const struct kind thread_kind = {
+    offsetof(struct entry, ti),
+    offsetof(struct entry, thread),
+    sizeof(struct model_thread),
+    fetch_thread,
+    copy_thread,
+    clear_thread,
+};
+
+static const struct kind result_kind = {
+    offsetof(struct entry, ri),
+    offsetof(struct entry, result),
+    sizeof(struct model_result),
+    fetch_result,
+    copy_result,
+    clear_result,
+};
+
+int
+meta_thread(struct meta *m, const char *id, struct model_thread *out)
+{
+	return cached(m, id, &thread_kind, out);
 }
 
 int
 meta_result(struct meta *m, const char *id, struct model_result *out)
 {
-	struct api_result_query q = {.metadata_only = true};
-	struct model_result r;
-	struct http_error he;
-	struct entry *e;
-	int rc;
-
-	pthread_mutex_lock(&m->lock);
-	if ((e = entry_get(m, id)) == NULL) {
-		pthread_mutex_unlock(&m->lock);
-		return -ENOMEM;
-	}
-	for (;;) {
-		if (e->result_have && fresh(m, e, e->result_at)) {
-			m->stats.hits++;
-			rc = model_result_copy(out, &e->result);
-			goto out;
-		}
-		if (!e->result_busy)
-			break;
-		pthread_cond_wait(&m->done, &m->lock);
-		if (!e->result_busy && e->result_err != 0 && !e->result_have) {
-			rc = e->result_err;
-			goto out;
-		}
-	}
-	e->result_busy = true;
-	m->stats.calls++;
-	pthread_mutex_unlock(&m->lock);
-	rc = api_get_result(m->api, id, &q, &r, &he);
-	if (rc != 0)
-		record(m, &he);
-	pthread_mutex_lock(&m->lock);
-	e->result_busy = false;
-	e->result_err = rc;
-	if (rc == 0) {
-		model_result_clear(&e->result);
-		e->result = r;
-		e->result_have = true;
-		e->result_at = now_ms();
-		reweigh(m, e);
-		rc = model_result_copy(out, &e->result);
-	}
-	pthread_cond_broadcast(&m->done);
-out:
-	entry_put(m, e);
-	pthread_mutex_unlock(&m->lock);
-	return rc;
+	return cached(m, id, &result_kind, out);
 }
 
 /* The step slot for path in e, made if new; NULL when out of memory. */
@@ -499,11 +541,11 @@ meta_seed(struct meta *m, const struct model_thread *t)
 	pthread_mutex_lock(&m->lock);
 	if ((e = entry_get(m, t->thread_id)) != NULL) {
 		/* a final state is never replaced; a busy one is being fetched anyway */
-		if (!final(e) && !e->thread_busy) {
+		if (!final(e) && !e->ti.busy) {
 			model_thread_clear(&e->thread);
 			e->thread = copy;
-			e->thread_have = true;
-			e->thread_at = now_ms();
+			e->ti.have = true;
+			e->ti.at = now_ms();
 			memset(&copy, 0, sizeof(copy));
 			reweigh(m, e);
 		}
@@ -520,7 +562,7 @@ meta_invalidate(struct meta *m, const char *id)
 	for (struct entry *e = m->bucket[hash(id)]; e != NULL; e = e->next)
 		if (strcmp(e->id, id) == 0) {
 			if (!final(e)) {
-				e->thread_at = e->result_at = INT64_MIN / 2;
+				e->ti.at = e->ri.at = INT64_MIN / 2;
 				for (size_t i = 0; i < e->nsteps; i++)
 					e->steps[i].at = INT64_MIN / 2;
 			}
