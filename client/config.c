@@ -936,10 +936,12 @@ select_profile(const struct config_overrides *ov, struct config *c, const struct
 		return 0;
 
 	if (!f->found)
-		return errbuf_set(
-		    err, errlen, -ENOENT, "profile \"%s\" (%s) not found: no config file %s", name,
-		    src == CONFIG_SRC_ENV ? "SCRIPTUM_PROFILE" : config_source_name(src),
-		    c->path != NULL ? c->path : "(no home directory)");
+		return errbuf_set(err, errlen, -ENOENT,
+		                  "profile \"%s\" (%s) not found: no config file %s", name,
+		                  src == CONFIG_SRC_ENV    ? "SCRIPTUM_PROFILE"
+		                  : src == CONFIG_SRC_FLAG ? c->flag_label
+		                                           : config_source_name(src),
+		                  c->path != NULL ? c->path : "(no home directory)");
 	m = open_memstream(&list, &listlen);
 	if (m == NULL)
 		return no_memory(err, errlen);
@@ -956,10 +958,12 @@ select_profile(const struct config_overrides *ov, struct config *c, const struct
 		                "%s:%zu: profile \"%s\" is not defined; profiles: %s", c->path,
 		                f->profile_line, name, list);
 	else
-		rc = errbuf_set(
-		    err, errlen, -ENOENT, "profile \"%s\" (%s) not found in %s; profiles: %s", name,
-		    src == CONFIG_SRC_ENV ? "SCRIPTUM_PROFILE" : config_source_name(src), c->path,
-		    list);
+		rc = errbuf_set(err, errlen, -ENOENT,
+		                "profile \"%s\" (%s) not found in %s; profiles: %s", name,
+		                src == CONFIG_SRC_ENV    ? "SCRIPTUM_PROFILE"
+		                : src == CONFIG_SRC_FLAG ? c->flag_label
+		                                         : config_source_name(src),
+		                c->path, list);
 	free(list);
 	return rc;
 }

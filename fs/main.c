@@ -46,6 +46,8 @@ struct opts {
 	char *running_ttl;
 	char *timeout;
 	char *inode_limit;
+	char *source; /* the first of two words: a profile name or an endpoint URL */
+	int nonopts;
 	int load_env;
 	int show_version;
 };
@@ -75,10 +77,32 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_END,
 };
 
+/* Words that are not options: with two, as mount(8) and mount.fuse3 pass
+ * them (SOURCE MOUNTPOINT), the first is the source; a lone one is the
+ * mount point, left to fuse_parse_cmdline(). */
+static int
+opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct opts *o = data;
+
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (o->nonopts++ == 0) {
+		if ((o->source = strdup(arg)) == NULL)
+			return -1;
+		return 0; /* held back until we know whether another word follows */
+	}
+	return 1;
+}
+
 static void
 usage(const char *prog)
 {
-	printf("usage: %s [-f] [-d] [-o opt[,opt...]] MOUNTPOINT\n"
+	printf("usage: %s [-f] [-d] [-o opt[,opt...]] [SOURCE] MOUNTPOINT\n"
+	       "\n"
+	       "SOURCE, as mount(8) passes it: a profile name or an endpoint URL\n"
+	       "(\"scriptumfs\" means neither: the options and configuration decide).\n"
 	       "\n"
 	       "scriptumfs options:\n"
 	       "    -o profile=NAME        the configuration profile (scriptum-config(5))\n"
@@ -296,8 +320,21 @@ main(int argc, char *argv[])
 	char err[512], *cache_dir = NULL;
 	int ret = 1;
 
-	if (fuse_opt_parse(&args, &o, opt_spec, NULL) != 0)
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0)
 		return 1;
+	/* a single word was the mount point after all */
+	if (o.nonopts == 1) {
+		if (fuse_opt_add_arg(&args, o.source) != 0)
+			return 1;
+		free(o.source);
+		o.source = NULL;
+	}
+	/* SOURCE: an endpoint URL or a profile name, unless -o says otherwise */
+	if (o.source != NULL && strstr(o.source, "://") != NULL && o.endpoint == NULL)
+		o.endpoint = strdup(o.source);
+	else if (o.source != NULL && strstr(o.source, "://") == NULL && o.profile == NULL &&
+	         strcmp(o.source, "scriptumfs") != 0)
+		o.profile = strdup(o.source);
 	/* libfuse 3.14's own default is out of its range and warns; a user's
 	 * -o max_threads= comes later and wins */
 	if (fuse_opt_insert_arg(&args, 1, "-omax_threads=64") != 0)
@@ -318,7 +355,8 @@ main(int argc, char *argv[])
 		goto err_out1;
 	}
 	if (cmd.mountpoint == NULL) {
-		fprintf(stderr, "usage: %s [-f] [-d] [-o opt[,opt...]] MOUNTPOINT\n", argv[0]);
+		fprintf(stderr, "usage: %s [-f] [-d] [-o opt[,opt...]] [SOURCE] MOUNTPOINT\n",
+		        argv[0]);
 		goto err_out1;
 	}
 	log_init(cmd.foreground, cmd.debug);
@@ -439,5 +477,6 @@ err_out1:
 	free(o.running_ttl);
 	free(o.timeout);
 	free(o.inode_limit);
+	free(o.source);
 	return ret;
 }
