@@ -830,6 +830,15 @@ tree_readlink(struct fsm *m, uint64_t ino, char *buf, size_t len)
 
 /* ---- directories ---- */
 
+/* Whether a name from the API can be a directory entry: a hostile or
+ * broken answer must not make the kernel refuse a whole listing. */
+static bool
+usable_name(const char *s)
+{
+	return s[0] != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
+	       strcmp(s, "..") != 0 && strlen(s) <= 255;
+}
+
 enum dir_source {
 	SRC_FIXED,          /* filled at opendir */
 	SRC_THREADS,        /* threads/: ListThreads */
@@ -962,9 +971,8 @@ fill_steps_dir(struct fsm *m, struct tree_dir *d, struct rec *r)
 		struct rec *held;
 		int idx;
 
-		if (s->step_path[0] == '\0' || strchr(s->step_path, '/') != NULL ||
-		    strcmp(s->step_path, ".") == 0 || strcmp(s->step_path, "..") == 0)
-			continue; /* a name no directory can have */
+		if (!usable_name(s->step_path))
+			continue;
 		if ((idx = recs_step(m->recs, r, s->step_path)) < 0) {
 			rc = idx;
 			break;
@@ -1175,8 +1183,7 @@ dir_more(struct fsm *m, struct tree_dir *d)
 			struct rec *r;
 			struct stat st;
 
-			if (name[0] == '\0' || strchr(name, '/') != NULL ||
-			    strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			if (!usable_name(name))
 				continue;
 			if ((r = recs_get(m->recs, REC_SCRIPT, name)) == NULL) {
 				rc = -ENOMEM;
@@ -1213,8 +1220,7 @@ dir_more(struct fsm *m, struct tree_dir *d)
 		struct rec *r;
 		struct stat st;
 
-		if (t->thread_id[0] == '\0' || strchr(t->thread_id, '/') != NULL ||
-		    strcmp(t->thread_id, ".") == 0 || strcmp(t->thread_id, "..") == 0)
+		if (!usable_name(t->thread_id))
 			continue;
 		meta_seed(m->meta, t);
 		if ((r = recs_get(m->recs, REC_THREAD, t->thread_id)) == NULL) {
