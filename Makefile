@@ -4,6 +4,8 @@
 #   make check    format check, unit tests (plain and ASan+UBSan), integration tests
 #   make demo     the emulator with demo data, and what to type
 #   make bench    the benchmarks, each figure next to its baseline
+#   make install  the binaries, mount.scriptumfs and the manual pages under
+#                 PREFIX (/usr/local), staged under DESTDIR; make uninstall
 #
 # Every public target first runs `make deps`, so a fresh Debian machine needs
 # nothing else. The real work happens in a second make (`build`, `unit`, ...)
@@ -44,7 +46,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 BINARIES := $(BUILD)/scriptum-emulator $(BUILD)/scriptum $(if $(wildcard fs/main.c),$(BUILD)/scriptumfs)
 
 .PHONY: all deps build unit check check-format check-man format integration conformance-asan \
-	fuzz fuzz-run demo demo-stop bench clean
+	fuzz fuzz-run demo demo-stop bench clean install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -132,6 +134,40 @@ bench: all
 
 clean:
 	rm -rf build
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries to bin/, the
+# mount helper to sbin/ with a link in /sbin, where mount(8) looks for
+# mount.<type> (none when PREFIX's sbin is /sbin already, as /usr/sbin is
+# with a merged /usr), the manual pages to share/man/. Directories are
+# created as needed and never removed: uninstall removes the files, and
+# the /sbin link only if it is still the one install made.
+PREFIX   ?= /usr/local
+BINDIR   := $(PREFIX)/bin
+SBINDIR  := $(PREFIX)/sbin
+MANDIR   := $(PREFIX)/share/man
+INST_BIN := scriptum scriptumfs scriptum-emulator
+INST_MAN := man1/scriptum.1 man1/scriptumfs.1 man1/scriptum-emulator.1 man5/scriptum-config.5 \
+	    man8/mount.scriptumfs.8
+HELPER   := $(SBINDIR)/mount.scriptumfs
+SBINLINK := $(DESTDIR)/sbin/mount.scriptumfs
+
+install: all
+	@set -e; for b in $(INST_BIN); do echo "install $(DESTDIR)$(BINDIR)/$$b"; \
+		install -D -m 755 $(BUILD)/$$b $(DESTDIR)$(BINDIR)/$$b; done
+	@echo "install $(DESTDIR)$(HELPER)"
+	@install -D -m 755 mount-helper/mount.scriptumfs $(DESTDIR)$(HELPER)
+	@set -e; for m in $(INST_MAN); do echo "install $(DESTDIR)$(MANDIR)/$$m"; \
+		install -D -m 644 man/$${m#*/} $(DESTDIR)$(MANDIR)/$$m; done
+	@mkdir -p $(DESTDIR)/sbin
+	@if [ ! $(DESTDIR)/sbin -ef $(DESTDIR)$(SBINDIR) ]; then \
+		echo "ln -sf $(HELPER) $(SBINLINK)"; ln -sf $(HELPER) $(SBINLINK); fi
+
+uninstall:
+	@for f in $(INST_BIN:%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(HELPER) \
+		$(INST_MAN:%=$(DESTDIR)$(MANDIR)/%); do \
+		if [ -e $$f ] || [ -L $$f ]; then echo "rm -f $$f"; rm -f $$f; fi; done
+	@if [ -L $(SBINLINK) ] && [ "$$(readlink $(SBINLINK))" = $(HELPER) ]; then \
+		echo "rm -f $(SBINLINK)"; rm -f $(SBINLINK); fi
 
 $(BUILD)/scriptum-emulator: $(BUILD)/obj/tests/emulator/main.o $(BUILD)/libemu.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
