@@ -442,6 +442,8 @@ main(int argc, char *argv[])
 	ret = ret == 0 || ret == SIGINT || ret == SIGTERM || ret == SIGHUP ? 0 : 1;
 	fuse_loop_cfg_destroy(loop);
 	reaper_stop(reaper);
+	/* the loop has ended: no request is in progress any more */
+	tree_close_all(&m);
 	log_msg(LOG_INFO, "unmounted %s", cmd.mountpoint);
 
 err_out6:

@@ -828,6 +828,38 @@ tree_readlink(struct fsm *m, uint64_t ino, char *buf, size_t len)
 	return rc;
 }
 
+/* ---- open handles ---- */
+
+/* The lists of open files and directories: one mount per process. */
+static pthread_mutex_t handles = PTHREAD_MUTEX_INITIALIZER;
+
+#define LINK(head, x)                           \
+	do {                                    \
+		pthread_mutex_lock(&handles);   \
+		(x)->prev = NULL;               \
+		(x)->next = (head);             \
+		if ((head) != NULL)             \
+			(head)->prev = (x);     \
+		(head) = (x);                   \
+		(x)->linked = true;             \
+		pthread_mutex_unlock(&handles); \
+	} while (0)
+
+#define UNLINK(head, x)                                      \
+	do {                                                 \
+		pthread_mutex_lock(&handles);                \
+		if ((x)->linked) {                           \
+			if ((x)->prev != NULL)               \
+				(x)->prev->next = (x)->next; \
+			else                                 \
+				(head) = (x)->next;          \
+			if ((x)->next != NULL)               \
+				(x)->next->prev = (x)->prev; \
+			(x)->linked = false;                 \
+		}                                            \
+		pthread_mutex_unlock(&handles);              \
+	} while (0)
+
 /* ---- directories ---- */
 
 /* Whether a name from the API can be a directory entry: a hostile or
@@ -864,6 +896,8 @@ struct tree_dir {
 	unsigned listed;
 	enum model_thread_status status;
 	char *script;
+	struct tree_dir *prev, *next; /* in m->dirs once open */
+	bool linked;
 };
 
 static int
@@ -1140,6 +1174,7 @@ tree_opendir(struct fsm *m, uint64_t ino, struct tree_dir **out)
 		if (rc != 0)
 			goto fail;
 	}
+	LINK(m->dirs, d);
 	*out = d;
 	return 0;
 fail:
@@ -1152,6 +1187,7 @@ tree_closedir(struct fsm *m, struct tree_dir *d)
 {
 	if (d == NULL)
 		return;
+	UNLINK(m->dirs, d);
 	for (size_t i = 0; i < d->n; i++) {
 		free(d->ents[i].name);
 		recs_put(m->recs, d->ents[i].rec);
@@ -1293,8 +1329,10 @@ struct tree_file {
 	struct payload *pl;
 	atomic_bool cancelled;
 	struct wfile *w;
-	char *script; /* F_WRITE of a new: whose */
-	char *thread; /* F_WRITE of cancel or resume: whose */
+	char *script;                  /* F_WRITE of a new: whose */
+	char *thread;                  /* F_WRITE of cancel or resume: whose */
+	struct tree_file *prev, *next; /* in m->files once open */
+	bool linked;
 };
 
 static int
@@ -1494,6 +1532,7 @@ tree_open(struct fsm *m, uint64_t ino, int flags, struct tree_file **out,
 		tree_release(m, f);
 		return rc;
 	}
+	LINK(m->files, f);
 	*out = f;
 	return 0;
 }
@@ -1501,9 +1540,9 @@ tree_open(struct fsm *m, uint64_t ino, int flags, struct tree_file **out,
 void
 tree_release(struct fsm *m, struct tree_file *f)
 {
-	(void)m;
 	if (f == NULL)
 		return;
+	UNLINK(m->files, f);
 	if (f->pl != NULL)
 		payload_close(f->pl);
 	wfile_free(f->w);
@@ -1581,4 +1620,13 @@ tree_truncate(struct fsm *m, struct tree_file *f, off_t size)
 	if (f == NULL || f->kind != F_WRITE)
 		return 0;
 	return wfile_truncate(f->w, size);
+}
+
+void
+tree_close_all(struct fsm *m)
+{
+	while (m->files != NULL)
+		tree_release(m, m->files);
+	while (m->dirs != NULL)
+		tree_closedir(m, m->dirs);
 }

@@ -21,6 +21,8 @@
 #include "watch.h"
 
 struct config;
+struct tree_file;
+struct tree_dir;
 
 /* The mount: everything a request may need. Made by main.c. */
 struct fsm {
@@ -34,6 +36,8 @@ struct fsm {
 	char *config_text;  /* .scriptumfs/config: the resolved configuration, no secrets */
 	int64_t started_ms; /* wall clock */
 	atomic_uint_fast64_t requests;
+	struct tree_file *files; /* open files and directories, for tree_close_all() */
+	struct tree_dir *dirs;
 };
 
 /* An entry to reply with: the inode, its attributes, how long the kernel
@@ -104,5 +108,9 @@ void tree_interrupt(struct tree_file *f);
 ssize_t tree_write(struct fsm *m, struct tree_file *f, const void *buf, size_t len, off_t off);
 int tree_flush(struct fsm *m, struct tree_file *f);
 int tree_truncate(struct fsm *m, struct tree_file *f, off_t size);
+
+/* Closes every file and directory still open: after the session ends, the
+ * kernel sends no release for what was open when it was cut off. */
+void tree_close_all(struct fsm *m);
 
 #endif

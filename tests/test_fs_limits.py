@@ -58,3 +58,27 @@ def test_a_mount_option_out_of_range_is_refused_with_its_name(emu, mount_fs):
             mount_fs(emu, options=[bad])
         assert e.value.rc != 0
         assert bad.split("=")[0] in e.value.stderr, e.value.stderr
+
+
+def test_files_still_open_at_a_signal_are_let_go_cleanly(emu, mount_fs):
+    """The kernel sends no release for what is open when the session ends:
+    the daemon closes those itself (the ASan build fails on any leak)."""
+    tid = emu.seed("echo", 1)[0]
+    fs = mount_fs(emu)
+    held = [open(fs("threads", tid, name), "rb") for name in ("status", "output.json")]
+    held[1].read(1)
+    fd = os.open(fs("threads", tid, "steps"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fs.proc.send_signal(15)
+        assert fs.proc.wait(timeout=20) == 0, fs.stderr_text()[-2000:]
+    finally:
+        for f in held:
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    assert not os.path.ismount(fs.path)
