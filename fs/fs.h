@@ -22,9 +22,31 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "api.h"
 #include "model.h"
+
+/* Milliseconds of the monotonic clock: for ages and deadlines. */
+static inline int64_t
+fs_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A name's bucket among n (FNV-1a), for the tables of ino.c and meta.c. */
+static inline unsigned
+fs_hash(const char *s, unsigned n)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % n;
+}
 
 /* Options of the mount (SPEC §3, scriptumfs(1)); 0 means the default. */
 struct fs_options {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fs.h"
 #include "ino.h"
 
 #define NBUCKETS  4096
@@ -31,26 +32,6 @@ struct recs {
 	uint64_t generation;
 	struct table t[3]; /* by enum rec_kind */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* FNV-1a */
-static unsigned
-hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % NBUCKETS;
-}
 
 struct recs *
 recs_new(void)
@@ -121,7 +102,7 @@ static void
 release(struct recs *r, struct rec *rec)
 {
 	struct table *t = table(r, rec->kind);
-	struct rec **p = &t->bucket[hash(rec->name)];
+	struct rec **p = &t->bucket[fs_hash(rec->name, NBUCKETS)];
 
 	while (*p != rec)
 		p = &(*p)->next;
@@ -154,7 +135,7 @@ struct rec *
 recs_get(struct recs *r, enum rec_kind kind, const char *name)
 {
 	struct table *t = table(r, kind);
-	unsigned h = hash(name);
+	unsigned h = fs_hash(name, NBUCKETS);
 	struct rec *rec;
 
 	pthread_mutex_lock(&r->lock);
@@ -182,7 +163,7 @@ recs_get(struct recs *r, enum rec_kind kind, const char *name)
 		t->count++;
 	}
 	rec->refs++;
-	rec->used_ms = now_ms();
+	rec->used_ms = fs_now_ms();
 	pthread_mutex_unlock(&r->lock);
 	return rec;
 }
@@ -199,7 +180,7 @@ recs_by_ino(struct recs *r, uint64_t ino)
 	pthread_mutex_lock(&r->lock);
 	if (slot > 0 && slot < t->nslot && (rec = t->slot[slot]) != NULL) {
 		rec->refs++;
-		rec->used_ms = now_ms();
+		rec->used_ms = fs_now_ms();
 	}
 	pthread_mutex_unlock(&r->lock);
 	return rec;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fs.h"
 #include "meta.h"
 
 #define NBUCKETS 4096
@@ -61,25 +62,6 @@ struct meta {
 	uint64_t bytes;
 	struct meta_stats stats;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static unsigned
-hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % NBUCKETS;
-}
 
 struct meta *
 meta_new(struct api *api, struct errlog *log, int64_t ttl_ms, uint64_t max_bytes)
@@ -207,7 +189,7 @@ trim(struct meta *m)
 		struct entry *newer = e->newer;
 
 		if (e->refs == 0 && !busy(e)) {
-			struct entry **p = &m->bucket[hash(e->id)];
+			struct entry **p = &m->bucket[fs_hash(e->id, NBUCKETS)];
 
 			while (*p != e)
 				p = &(*p)->next;
@@ -225,7 +207,7 @@ trim(struct meta *m)
 static struct entry *
 entry_get(struct meta *m, const char *id)
 {
-	unsigned h = hash(id);
+	unsigned h = fs_hash(id, NBUCKETS);
 	struct entry *e;
 
 	for (e = m->bucket[h]; e != NULL; e = e->next)
@@ -265,7 +247,7 @@ final(const struct entry *e)
 static bool
 fresh(const struct meta *m, const struct entry *e, int64_t at)
 {
-	return final(e) || now_ms() - at < m->ttl_ms;
+	return final(e) || fs_now_ms() - at < m->ttl_ms;
 }
 
 static void
@@ -338,7 +320,7 @@ cached(struct meta *m, const char *id, const struct kind *k, void *out)
 		memcpy((char *)e + k->value, fetched, k->size); /* moved: fetched keeps nothing */
 		memset(fetched, 0, k->size);
 		it->have = true;
-		it->at = now_ms();
+		it->at = fs_now_ms();
 		reweigh(m, e);
 		rc = k->copy(out, (char *)e + k->value);
 	}
@@ -502,7 +484,7 @@ meta_step(struct meta *m, const char *id, const char *path, struct model_step_de
 			s->d = r.step_details[i];
 			memset(&r.step_details[i], 0, sizeof(r.step_details[i]));
 			s->have = true;
-			s->at = now_ms();
+			s->at = fs_now_ms();
 			reweigh(m, e);
 			rc = model_step_detail_copy(out, &s->d);
 		}
@@ -521,7 +503,7 @@ meta_is_final(struct meta *m, const char *id)
 	bool yes = false;
 
 	pthread_mutex_lock(&m->lock);
-	for (struct entry *e = m->bucket[hash(id)]; e != NULL; e = e->next)
+	for (struct entry *e = m->bucket[fs_hash(id, NBUCKETS)]; e != NULL; e = e->next)
 		if (strcmp(e->id, id) == 0) {
 			yes = final(e);
 			break;
@@ -545,7 +527,7 @@ meta_seed(struct meta *m, const struct model_thread *t)
 			model_thread_clear(&e->thread);
 			e->thread = copy;
 			e->ti.have = true;
-			e->ti.at = now_ms();
+			e->ti.at = fs_now_ms();
 			memset(&copy, 0, sizeof(copy));
 			reweigh(m, e);
 		}
@@ -559,7 +541,7 @@ void
 meta_invalidate(struct meta *m, const char *id)
 {
 	pthread_mutex_lock(&m->lock);
-	for (struct entry *e = m->bucket[hash(id)]; e != NULL; e = e->next)
+	for (struct entry *e = m->bucket[fs_hash(id, NBUCKETS)]; e != NULL; e = e->next)
 		if (strcmp(e->id, id) == 0) {
 			if (!final(e)) {
 				e->ti.at = e->ri.at = INT64_MIN / 2;

@@ -25,6 +25,7 @@
  * file has been unlinked and it lives on only for its handles and its
  * download thread, freed when the last of them lets go).
  */
+#include "fs.h"
 #include "payload.h"
 
 #include <dirent.h>
@@ -225,15 +226,6 @@ struct payload {
 	uint64_t size;
 	size_t len; /* inline: bytes given; they must be size */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *
 errstr(int err, char *buf, size_t len)
@@ -608,7 +600,7 @@ dl_write(struct dl *d, const unsigned char *p, size_t n)
 	d->off += n;
 	pthread_mutex_lock(&ps->lock);
 	e->written = d->off;
-	e->last_io_ms = now_ms();
+	e->last_io_ms = fs_now_ms();
 	ps->st.bytes_downloaded += n;
 	abandoned = e->abandoned;
 	pthread_cond_broadcast(&e->cond);
@@ -810,7 +802,7 @@ download_main(void *arg)
 	if (rc > 0) {
 		pthread_mutex_lock(&ps->lock);
 		e->unary = false;
-		e->last_io_ms = now_ms();
+		e->last_io_ms = fs_now_ms();
 		if (e->abandoned)
 			rc = -ECANCELED;
 		pthread_mutex_unlock(&ps->lock);
@@ -842,7 +834,7 @@ watchdog_main(void *arg)
 		period = 1000;
 	pthread_mutex_lock(&ps->lock);
 	while (!ps->closing) {
-		int64_t now = now_ms(), until = now + period;
+		int64_t now = fs_now_ms(), until = now + period;
 		struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000};
 
 		for (struct pentry *e = ps->live; e != NULL; e = e->live_next) {
@@ -889,7 +881,7 @@ download_start(struct payloads *ps, const struct payload_key *k, bool step,
 	e->handles = 1;
 	e->thread_live = true;
 	e->unary = !step && size <= (uint64_t)API_UNARY_OUTPUT_MAX;
-	e->last_io_ms = now_ms();
+	e->last_io_ms = fs_now_ms();
 	/* detached: whoever drops the last reference frees the entry, and
 	 * payloads_free() waits for the count of running downloads */
 	pthread_attr_init(&attr);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "tree.h"
 #include "watch.h"
 
@@ -51,15 +52,6 @@ struct watches {
 	size_t n;
 	bool closing;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct watches *
 watches_new(struct fsm *m, void *se)
@@ -258,7 +250,7 @@ static struct watch *
 sweep(struct watches *w)
 {
 	struct watch **p = &w->list, *out = NULL;
-	int64_t now = now_ms();
+	int64_t now = fs_now_ms();
 
 	while (*p != NULL) {
 		struct watch *x = *p;
@@ -295,7 +287,7 @@ static struct watch *
 get(struct watches *w, const char *id, int *err)
 {
 	struct watch *x, *gone;
-	int64_t deadline = now_ms() + FIRST_WAIT_MS;
+	int64_t deadline = fs_now_ms() + FIRST_WAIT_MS;
 
 	pthread_mutex_lock(&w->lock);
 	for (x = w->list; x != NULL; x = x->next)
@@ -332,10 +324,10 @@ get(struct watches *w, const char *id, int *err)
 		w->list = x;
 		w->n++;
 	}
-	x->used_ms = now_ms();
+	x->used_ms = fs_now_ms();
 	while (!x->first) {
 		struct timespec ts;
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - fs_now_ms();
 
 		if (left <= 0) {
 			pthread_mutex_unlock(&w->lock);
