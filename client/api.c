@@ -412,6 +412,7 @@ api_list_versions(struct api *a, const char *name, struct model_version_list *ou
 struct sctx {
 	struct stream *parser;
 	int (*check)(struct sctx *s, json_t *msg);
+	int (*check_msg)(struct sctx *s, const struct model_result_msg *m); /* result streams */
 	api_event_fn event_fn;
 	api_result_fn result_fn;
 	void *arg;
@@ -517,41 +518,28 @@ check_chunk(struct sctx *s, const struct model_result_msg *m, const char *what)
 }
 
 static int
-check_result(struct sctx *s, json_t *msg)
+check_result_msg(struct sctx *s, const struct model_result_msg *m)
 {
-	struct model_result_msg m;
-	char err[MODEL_ERR_MAX];
-	int rc;
-
-	if ((rc = model_result_msg_parse(msg, &m, err, sizeof(err))) != 0)
-		return rc == -ENOMEM ? rc : sfail(s, "a bad message: %s", err);
-	switch (m.kind) {
+	switch (m->kind) {
 	case MODEL_MSG_META:
 		if (s->have_meta)
-			rc = sfail(s, "a second meta message");
-		else if (m.output_total_bytes < 0)
-			rc = sfail(s, "a negative outputTotalBytes");
+			return sfail(s, "a second meta message");
+		if (m->output_total_bytes < 0)
+			return sfail(s, "a negative outputTotalBytes");
 		s->have_meta = true;
-		s->total = m.output_total_bytes;
-		break;
+		s->total = m->output_total_bytes;
+		return 0;
 	case MODEL_MSG_CHUNK:
 		if (!s->have_meta)
-			rc = sfail(s, "a chunk before the meta message");
-		else
-			rc = check_chunk(s, &m, "output");
-		break;
+			return sfail(s, "a chunk before the meta message");
+		return check_chunk(s, m, "output");
 	case MODEL_MSG_STEP_META:
 	case MODEL_MSG_STEP_CHUNK:
-		rc = sfail(s, "a step message in a thread result stream");
-		break;
+		return sfail(s, "a step message in a thread result stream");
 	case MODEL_MSG_UNKNOWN:
-		model_result_msg_clear(&m);
-		return 0;
+		break;
 	}
-	if (rc == 0)
-		rc = handed(s, s->result_fn(&m, s->arg));
-	model_result_msg_clear(&m);
-	return rc;
+	return 0;
 }
 
 /* Whether the step in progress has both its parts (an empty part may be
@@ -624,8 +612,10 @@ check_step_msg(struct sctx *s, const struct model_result_msg *m)
 	return 0;
 }
 
+/* A result or step stream's message: parsed, checked by the stream's own
+ * rule (s->check_msg), handed on; messages of unknown kinds are skipped. */
 static int
-check_steps(struct sctx *s, json_t *msg)
+check_result(struct sctx *s, json_t *msg)
 {
 	struct model_result_msg m;
 	char err[MODEL_ERR_MAX];
@@ -633,11 +623,7 @@ check_steps(struct sctx *s, json_t *msg)
 
 	if ((rc = model_result_msg_parse(msg, &m, err, sizeof(err))) != 0)
 		return rc == -ENOMEM ? rc : sfail(s, "a bad message: %s", err);
-	if (m.kind == MODEL_MSG_UNKNOWN) {
-		model_result_msg_clear(&m);
-		return 0;
-	}
-	if ((rc = check_step_msg(s, &m)) == 0)
+	if (m.kind != MODEL_MSG_UNKNOWN && (rc = s->check_msg(s, &m)) == 0)
 		rc = handed(s, s->result_fn(&m, s->arg));
 	model_result_msg_clear(&m);
 	return rc;
@@ -792,7 +778,8 @@ api_stream_result(struct api *a, const char *id, size_t max_chunk, api_result_fn
                   struct http_abort *abort, struct http_error *e)
 {
 	struct http_error local;
-	struct sctx s = {.check = check_result, .result_fn = fn, .arg = arg};
+	struct sctx s = {
+	    .check = check_result, .check_msg = check_result_msg, .result_fn = fn, .arg = arg};
 	char path[1300], call[64], suffix[64];
 	int rc;
 
@@ -832,7 +819,11 @@ api_stream_steps(struct api *a, const char *id, const char *step_path, size_t ma
                  api_result_fn fn, void *arg, struct http_abort *abort, struct http_error *e)
 {
 	struct http_error local;
-	struct sctx s = {.check = check_steps, .result_fn = fn, .arg = arg, .final = true};
+	struct sctx s = {.check = check_result,
+	                 .check_msg = check_step_msg,
+	                 .result_fn = fn,
+	                 .arg = arg,
+	                 .final = true};
 	char path[2400], call[64], suffix[1200];
 	int rc;
 
