@@ -14,9 +14,9 @@ def emulator():
     emu.stop()
 
 
-@pytest.fixture(scope="module")
-def start_emulator():
-    """Starts emulators with custom arguments; all stop after the module."""
+def emulators():
+    """A fixture's body: yields a function that starts emulators with custom
+    arguments, then stops them all and fails if one did not exit cleanly."""
     started = []
 
     def start(*args, **kw):
@@ -32,6 +32,12 @@ def start_emulator():
         except AssertionError as e:
             errors.append(str(e))
     assert not errors, "\n".join(errors)
+
+
+@pytest.fixture(scope="module")
+def start_emulator():
+    """Starts emulators with custom arguments; all stop after the module."""
+    yield from emulators()
 
 
 def pytest_configure(config):
@@ -42,21 +48,7 @@ def pytest_configure(config):
 def new_emulator():
     """Starts emulators with custom arguments for one test; all are stopped
     (and checked for a clean exit) at its end."""
-    started = []
-
-    def start(*args, **kw):
-        emu = Emulator(*args, **kw)
-        started.append(emu)
-        return emu
-
-    yield start
-    errors = []
-    for emu in started:
-        try:
-            emu.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-    assert not errors, "\n".join(errors)
+    yield from emulators()
 
 
 # ---- the mounted tests (tests/test_fs_*.py) ----

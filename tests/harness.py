@@ -1464,3 +1464,30 @@ def settled_calls(emu, quiet=0.3, timeout=10):
             last, stable_since = total, time.monotonic()
         elif time.monotonic() - stable_since >= quiet or time.monotonic() > deadline:
             return calls(emu)
+
+
+def make_pki(d, ca_name):
+    """A test CA (ca.pem), a server certificate it signed for 127.0.0.1
+    (server.pem, server.key), and another CA that did not sign it
+    (other.pem), made with openssl in directory d; their paths by name."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.pem", "-days", "2", "-subj", f"/CN={ca_name}",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n"
+                "basicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    # a second CA the server's certificate does not chain to
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key",
+            "-out", "other.pem", "-days", "2", "-subj", "/CN=another CA")
+    return {name: os.path.join(d, name) for name in
+            ("ca.pem", "server.pem", "server.key", "other.pem")}

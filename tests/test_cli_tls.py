@@ -6,11 +6,10 @@ call fails with a TLS message."""
 
 import json
 import re
-import subprocess
 
 import pytest
 
-from harness import (MiB, assert_same_message, file_sha256, get_canonical, raw_output_sha256,
+from harness import (MiB, make_pki, assert_same_message, file_sha256, get_canonical, raw_output_sha256,
                      scriptum, write_config)
 
 pytestmark = pytest.mark.timeout(60)
@@ -19,31 +18,9 @@ TOKEN = "tls-cli-token"
 TLS_ERROR = re.compile(r"certificate|TLS|SSL|verif|issuer", re.I)
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cli-pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-            "-out", "ca.pem", "-days", "2", "-subj", "/CN=scriptum CLI test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
-            "-out", "server.csr", "-subj", "/CN=127.0.0.1", cwd=d)
-    (d / "ext.cnf").write_text(
-        "subjectAltName=IP:127.0.0.1\n"
-        "basicConstraints=CA:FALSE\n"
-        "keyUsage=digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
-            cwd=d)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key",
-            "-out", "other.pem", "-days", "2", "-subj", "/CN=another CA", cwd=d)
-    return {name: str(d / name) for name in
-            ("ca.pem", "server.pem", "server.key", "other.pem")}
+    return make_pki(tmp_path_factory.mktemp("cli-pki"), "scriptum CLI test CA")
 
 
 @pytest.fixture

@@ -8,41 +8,17 @@ import http.client
 import os
 import socket
 import ssl
-import subprocess
 
 import pytest
 
-from harness import (API, MiB, chunks_bytes, parse_stream, raw_stream, running)
+from harness import API, MiB, chunks_bytes, make_pki, parse_stream, raw_stream, running
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-            "-out", "ca.pem", "-days", "2", "-subj", "/CN=scriptum test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
-            "-out", "server.csr", "-subj", "/CN=127.0.0.1", cwd=d)
-    (d / "ext.cnf").write_text(
-        "subjectAltName=IP:127.0.0.1\n"
-        "basicConstraints=CA:FALSE\n"
-        "keyUsage=digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
-            cwd=d)
-    # a second CA the server's certificate does not chain to
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key",
-            "-out", "other.pem", "-days", "2", "-subj", "/CN=another CA", cwd=d)
-    return {name: str(d / name) for name in
-            ("ca.pem", "server.pem", "server.key", "other.pem")}
+    return make_pki(tmp_path_factory.mktemp("pki"), "scriptum test CA")
 
 
 @pytest.fixture(scope="module")
