@@ -265,6 +265,9 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->direct_io = how.direct_io;
 	fi->keep_cache = how.keep_cache;
 	fi->nonseekable = how.nonseekable;
+	/* a file opened for reading has nothing to flush: close() need not
+	 * wait for us (a write may: `new` acts when its writer closes it) */
+	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
 	if ((fi->flags & O_TRUNC) && (rc = tree_truncate(m, f, 0)) != 0) {
 		tree_release(m, f);
 		fuse_reply_err(req, -rc);
