@@ -294,6 +294,16 @@ check_service(struct api *api, const char *endpoint)
 	return 0;
 }
 
+/* A finished thread's output that came with its result's metadata: kept
+ * in the payload cache, so reading output.json makes no call of its own. */
+static void
+keep_output(void *arg, const char *id, const unsigned char *data, size_t len)
+{
+	struct payload_key k = {.thread_id = id};
+
+	payloads_put(arg, &k, data, len);
+}
+
 static int64_t
 wall_ms(void)
 {
@@ -407,6 +417,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "scriptumfs: cache_dir %s: %s\n", m.opt.cache_dir, err);
 		goto err_out3;
 	}
+	meta_on_output(m.meta, keep_output, m.payloads);
 	m.started_ms = wall_ms();
 
 	if (fuse_opt_add_arg(&args, "-ofsname=scriptumfs,subtype=scriptumfs,default_permissions") !=

@@ -5,8 +5,10 @@
  * burst of `ls -l` on one thread makes one call, not one per file.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +17,20 @@
 #include "meta.h"
 
 #define NBUCKETS 4096
+#define NHINTS   256
+
+/* What the outputs of one script version have been like, so a finished
+ * thread's result is asked with its output only where that pays. */
+enum hint_state {
+	HINT_UNKNOWN,
+	HINT_SMALL, /* the last one seen was within META_OUTPUT_SMALL */
+	HINT_BIG,   /* ... was larger: ask for the metadata only */
+};
+
+struct hint {
+	uint32_t key; /* a hash of "script\0version"; 0: free */
+	uint8_t state;
+};
 
 struct sentry {
 	char *path;
@@ -61,6 +77,9 @@ struct meta {
 	struct entry *newest, *oldest;
 	uint64_t bytes;
 	struct meta_stats stats;
+	struct hint hints[NHINTS];
+	meta_output_fn *on_output;
+	void *on_output_arg;
 };
 
 struct meta *
@@ -91,6 +110,13 @@ entry_destroy(struct entry *e)
 	free(e->steps);
 	free(e->id);
 	free(e);
+}
+
+void
+meta_on_output(struct meta *m, meta_output_fn *fn, void *arg)
+{
+	m->on_output = fn;
+	m->on_output_arg = arg;
 }
 
 void
@@ -338,12 +364,78 @@ fetch_thread(struct meta *m, const char *id, void *value, struct http_error *he)
 	return api_get_thread(m->api, id, value, he);
 }
 
+/* The hint slot key of a script version ("script\0version"), never 0. */
+static uint32_t
+hint_key(const struct model_thread *t)
+{
+	uint32_t h = 2166136261u;
+	char v[24];
+
+	snprintf(v, sizeof(v), "%" PRId64, (int64_t)t->version);
+	for (const char *s = t->script_name; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	h *= 16777619u; /* the NUL between the two */
+	for (const char *s = v; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h != 0 ? h : 1;
+}
+
+/* Whether the result of id is best asked with its output (lock held): the
+ * thread is finished and its script version's last output was small, or
+ * none has been seen. *key is its hint key (0 when there is none). */
+static bool
+want_output(struct meta *m, const char *id, uint32_t *key)
+{
+	const struct hint *h;
+	struct entry *e;
+
+	*key = 0;
+	if (m->on_output == NULL)
+		return false;
+	for (e = m->bucket[fs_hash(id, NBUCKETS)]; e != NULL; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			break;
+	if (e == NULL || !e->ti.have || !model_thread_terminal(e->thread.status))
+		return false;
+	*key = hint_key(&e->thread);
+	h = &m->hints[*key % NHINTS];
+	return h->key != *key || h->state != HINT_BIG;
+}
+
+/*
+ * A result's metadata. For a finished thread whose script version has had
+ * small outputs (or none seen yet) the call asks for the output too, and a
+ * whole output is handed to on_output: `grep -r` over many small outputs
+ * then costs one GetThreadResult a thread, not two. The cache keeps only
+ * the metadata.
+ */
 static int
 fetch_result(struct meta *m, const char *id, void *value, struct http_error *he)
 {
 	struct api_result_query q = {.metadata_only = true};
+	struct model_result *r = value;
+	uint32_t key;
+	bool whole;
+	int rc;
 
-	return api_get_result(m->api, id, &q, value, he);
+	pthread_mutex_lock(&m->lock);
+	whole = want_output(m, id, &key);
+	pthread_mutex_unlock(&m->lock);
+	q.metadata_only = !whole;
+	if ((rc = api_get_result(m->api, id, &q, r, he)) != 0 || !whole)
+		return rc;
+	pthread_mutex_lock(&m->lock);
+	m->hints[key % NHINTS].key = key;
+	m->hints[key % NHINTS].state =
+	    r->output_total_bytes > META_OUTPUT_SMALL ? HINT_BIG : HINT_SMALL;
+	pthread_mutex_unlock(&m->lock);
+	if (model_thread_terminal(r->status) && !r->output_truncated && r->output_data != NULL &&
+	    r->output_total_bytes >= 0 && r->output_len == (uint64_t)r->output_total_bytes)
+		m->on_output(m->on_output_arg, id, r->output_data, r->output_len);
+	free(r->output_data);
+	r->output_data = NULL;
+	r->output_len = 0;
+	return 0;
 }
 
 static int

@@ -30,6 +30,20 @@ int meta_thread(struct meta *m, const char *id, struct model_thread *out);
 int meta_result(struct meta *m, const char *id, struct model_result *out);
 int meta_step(struct meta *m, const char *id, const char *path, struct model_step_detail *out);
 
+/*
+ * Outputs up to this size come with the result's metadata: the first
+ * GetThreadResult of a finished thread asks for its output as well while
+ * that script version's outputs have been this small (or none has been
+ * seen), and a whole output it carries goes to the on_output function.
+ */
+#define META_OUTPUT_SMALL ((int64_t)64 << 10)
+
+typedef void meta_output_fn(void *arg, const char *id, const unsigned char *data, size_t len);
+
+/* Sets the taker of outputs that came with a result's metadata (the
+ * payload cache). Before any other call. */
+void meta_on_output(struct meta *m, meta_output_fn *fn, void *arg);
+
 /* Whether the thread's metadata is known to be final (terminal), without
  * a call: false when unknown. */
 bool meta_is_final(struct meta *m, const char *id);

@@ -24,6 +24,11 @@
  * file on disk is its own) or detached (failed, abandoned or replaced: its
  * file has been unlinked and it lives on only for its handles and its
  * download thread, freed when the last of them lets go).
+ *
+ * Bytes that came another way (an output that came with its result's
+ * metadata, payloads_put()) make an entry that is complete at once and
+ * served from memory, while the writer thread makes its file off the
+ * caller's path; then the memory goes.
  */
 #include "fs.h"
 #include "payload.h"
@@ -53,6 +58,8 @@
 #define PATH_BUF    (NAME_BUF + sizeof(PART_SUFFIX))
 #define ERR_MAX     512
 #define WHY_MAX     320
+/* put bytes waiting for the writer, at most: past this a put is not kept */
+#define PUT_PENDING_MAX ((uint64_t)32 << 20)
 
 /* ---- SHA-256 (FIPS 180-4), for cache file names ---- */
 
@@ -192,6 +199,12 @@ struct pentry {
 	char *step_path;          /* owned; NULL: the thread's output */
 	enum model_step_part part;
 
+	/* a put's bytes (payloads_put), served from memory until the writer
+	 * has made its file; kept for good if that failed */
+	unsigned char *mem;
+	bool pending;         /* in the writer's queue or being written */
+	struct pentry *wnext; /* the writer's queue */
+
 	struct pentry *hnext;               /* hash chain */
 	struct pentry *lru_prev, *lru_next; /* complete, attached, no handle */
 	bool in_lru;
@@ -215,6 +228,12 @@ struct payloads {
 	bool closing;
 	bool have_watchdog;
 	pthread_t watchdog;
+	/* the writer of put payloads' files, off the caller's path */
+	struct pentry *wq_head, *wq_tail;
+	uint64_t wq_bytes;
+	pthread_cond_t wq_cond;
+	bool have_writer;
+	pthread_t writer;
 	struct payloads_stats st;
 };
 
@@ -479,6 +498,7 @@ entry_free(struct pentry *e)
 	if (e->fd >= 0)
 		close(e->fd);
 	http_abort_free(e->abort);
+	free(e->mem);
 	free(e->thread_id);
 	free(e->step_path);
 	pthread_cond_destroy(&e->cond);
@@ -511,7 +531,7 @@ detach(struct payloads *ps, struct pentry *e)
 static void
 release_if_unused(struct pentry *e)
 {
-	if (!e->attached && e->handles == 0 && !e->thread_live)
+	if (!e->attached && e->handles == 0 && !e->thread_live && !e->pending)
 		entry_free(e);
 }
 
@@ -543,14 +563,32 @@ entry_reopen(struct payloads *ps, struct pentry *e)
 		close(fd);
 		return -EIO;
 	}
-	/* the modification time is the LRU order a later run's scan sees */
-	futimens(fd, NULL);
+	/* the modification time is the LRU order a later run's scan sees; a
+	 * minute's precision is enough, and spares a journal write an open */
+	if (time(NULL) - st.st_mtim.tv_sec > 60)
+		futimens(fd, NULL);
 	lru_remove(ps, e);
 	e->fd = fd;
 	return 0;
 }
 
 /* ---- the download thread ---- */
+
+/* Writes all of len bytes at off; 0 or -errno. */
+static int
+pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t w = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		done += (size_t)w;
+	}
+	return 0;
+}
 
 /* One download's progress, private to its thread. */
 struct dl {
@@ -583,20 +621,13 @@ dl_write(struct dl *d, const unsigned char *p, size_t n)
 	struct pentry *e = d->e;
 	struct payloads *ps = e->ps;
 	bool abandoned;
+	char eb[128];
+	int rc;
 
 	if (n > e->size - d->off)
 		return dl_fail(d, "more than the %" PRIu64 " bytes expected", e->size);
-	for (size_t done = 0; done < n;) {
-		ssize_t w = pwrite(e->fd, p + done, n - done, (off_t)(d->off + done));
-		char eb[128];
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return dl_fail(d, "writing the cache file: %s",
-			               errstr(w < 0 ? errno : EIO, eb, sizeof(eb)));
-		done += (size_t)w;
-	}
+	if ((rc = pwrite_full(e->fd, p, n, d->off)) != 0)
+		return dl_fail(d, "writing the cache file: %s", errstr(-rc, eb, sizeof(eb)));
 	d->off += n;
 	pthread_mutex_lock(&ps->lock);
 	e->written = d->off;
@@ -902,6 +933,148 @@ download_start(struct payloads *ps, const struct payload_key *k, bool step,
 	return 0;
 }
 
+/* ---- payloads that came another way, and their writer ---- */
+
+/* Queues a put entry for the writer (ps->lock held). */
+static void
+writer_enqueue(struct payloads *ps, struct pentry *e)
+{
+	e->pending = true;
+	e->wnext = NULL;
+	if (ps->wq_tail != NULL)
+		ps->wq_tail->wnext = e;
+	else
+		ps->wq_head = e;
+	ps->wq_tail = e;
+	ps->wq_bytes += e->size;
+	pthread_cond_signal(&ps->wq_cond);
+}
+
+/* Makes e's cache file from its bytes in memory; 0 or -errno, and returns
+ * with ps->lock held. The file is unnamed (O_TMPFILE) until it is whole,
+ * then linked under its name while the lock shows the entry is still the
+ * key's, so no download of the key can meet it. Where the file system has
+ * no O_TMPFILE (or /proc is missing), the file is made under the lock. */
+static int
+writer_write(struct payloads *ps, struct pentry *e)
+{
+	char proc[64], path[PATH_BUF];
+	int fd, rc;
+
+	fd = openat(ps->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		rc = pwrite_full(fd, e->mem, e->size, 0);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		pthread_mutex_lock(&ps->lock);
+		if (rc == 0 && e->attached &&
+		    linkat(AT_FDCWD, proc, ps->dirfd, e->name, AT_SYMLINK_FOLLOW) != 0)
+			rc = -errno;
+		close(fd);
+		if (rc != -ENOENT)
+			return rc;
+	} else {
+		pthread_mutex_lock(&ps->lock);
+	}
+	if (!e->attached)
+		return 0;
+	part_name(e, path);
+	fd = openat(ps->dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if ((rc = pwrite_full(fd, e->mem, e->size, 0)) == 0 &&
+	    renameat(ps->dirfd, path, ps->dirfd, e->name) != 0)
+		rc = -errno;
+	if (rc != 0)
+		unlinkat(ps->dirfd, path, 0);
+	close(fd);
+	return rc;
+}
+
+/* The writer: makes the files of put payloads, one at a time, in the order
+ * they came; at the end it finishes the queue before it returns. */
+static void *
+writer_main(void *arg)
+{
+	struct payloads *ps = arg;
+
+	pthread_mutex_lock(&ps->lock);
+	for (;;) {
+		struct pentry *e = ps->wq_head;
+		int rc;
+
+		if (e == NULL) {
+			if (ps->closing)
+				break;
+			pthread_cond_wait(&ps->wq_cond, &ps->lock);
+			continue;
+		}
+		ps->wq_head = e->wnext;
+		if (ps->wq_head == NULL)
+			ps->wq_tail = NULL;
+		pthread_mutex_unlock(&ps->lock);
+		rc = writer_write(ps, e); /* returns with the lock held */
+		ps->wq_bytes -= e->size;
+		e->pending = false;
+		if (!e->attached) {
+			release_if_unused(e);
+		} else if (rc != 0) {
+			/* not kept: its handles read on from memory */
+			detach(ps, e);
+			release_if_unused(e);
+		} else if (e->handles == 0) {
+			free(e->mem);
+			e->mem = NULL;
+			lru_append(ps, e);
+			trim(ps);
+		} else if ((e->fd = openat(ps->dirfd, e->name,
+		                           O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+			/* its open handles read the file from now on */
+			free(e->mem);
+			e->mem = NULL;
+		}
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return NULL;
+}
+
+int
+payloads_put(struct payloads *ps, const struct payload_key *k, const void *data, size_t len)
+{
+	unsigned char digest[DIGEST_LEN];
+	char name[NAME_BUF];
+	struct pentry *e;
+	bool step;
+
+	if (k == NULL || k->thread_id == NULL || k->thread_id[0] == '\0')
+		return -EINVAL;
+	if (len == 0 || len > ps->cache_size || len > PUT_PENDING_MAX)
+		return 0;
+	step = k->step_path != NULL && k->step_path[0] != '\0';
+	key_name(k, step, digest, name);
+	if ((e = entry_new(ps, digest, name)) == NULL || (e->mem = malloc(len)) == NULL) {
+		if (e != NULL)
+			entry_free(e);
+		return -ENOMEM;
+	}
+	memcpy(e->mem, data, len);
+	e->size = e->written = len;
+	e->state = P_COMPLETE;
+	pthread_mutex_lock(&ps->lock);
+	if (*index_slot(ps, digest) != NULL || ps->closing || !ps->have_writer ||
+	    ps->wq_bytes + len > PUT_PENDING_MAX) {
+		/* the key is there already, or the writer is behind: not kept */
+		pthread_mutex_unlock(&ps->lock);
+		entry_free(e);
+		return 0;
+	}
+	index_insert(ps, e);
+	ps->st.cache_bytes += len;
+	ps->st.cache_files++;
+	writer_enqueue(ps, e);
+	pthread_mutex_unlock(&ps->lock);
+	return 0;
+}
+
 /* ---- the manager ---- */
 
 static int
@@ -1057,7 +1230,14 @@ payloads_new(struct api *api, const struct payloads_options *o, struct payloads 
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&ps->tick, &ca);
 	pthread_condattr_destroy(&ca);
-	if ((rc = scan(ps, err, errlen)) == 0 && ps->stall_ms > 0) {
+	pthread_cond_init(&ps->wq_cond, NULL);
+	if ((rc = scan(ps, err, errlen)) == 0) {
+		rc = -pthread_create(&ps->writer, NULL, writer_main, ps);
+		ps->have_writer = rc == 0;
+		if (rc != 0)
+			errbuf_set(err, errlen, rc, "cannot start a thread");
+	}
+	if (rc == 0 && ps->stall_ms > 0) {
 		rc = -pthread_create(&ps->watchdog, NULL, watchdog_main, ps);
 		ps->have_watchdog = rc == 0;
 		if (rc != 0)
@@ -1083,11 +1263,14 @@ payloads_free(struct payloads *ps)
 		http_abort(e->abort);
 	}
 	pthread_cond_broadcast(&ps->tick);
+	pthread_cond_broadcast(&ps->wq_cond);
 	while (ps->st.active > 0)
 		pthread_cond_wait(&ps->idle, &ps->lock);
 	pthread_mutex_unlock(&ps->lock);
 	if (ps->have_watchdog)
 		pthread_join(ps->watchdog, NULL);
+	if (ps->have_writer)
+		pthread_join(ps->writer, NULL); /* after it has made the queue's files */
 	for (size_t i = 0; i < ps->nbuckets; i++) {
 		while (ps->buckets[i] != NULL) {
 			struct pentry *e = ps->buckets[i];
@@ -1097,6 +1280,7 @@ payloads_free(struct payloads *ps)
 		}
 	}
 	free(ps->buckets);
+	pthread_cond_destroy(&ps->wq_cond);
 	pthread_cond_destroy(&ps->tick);
 	pthread_cond_destroy(&ps->idle);
 	pthread_mutex_destroy(&ps->lock);
@@ -1149,7 +1333,8 @@ payload_open(struct payloads *ps, const struct payload_key *k, uint64_t size, co
 		release_if_unused(e);
 		e = NULL;
 	}
-	if (e != NULL && e->state == P_COMPLETE && e->handles == 0 && entry_reopen(ps, e) != 0) {
+	if (e != NULL && e->state == P_COMPLETE && e->handles == 0 && e->mem == NULL &&
+	    entry_reopen(ps, e) != 0) {
 		detach(ps, e);
 		release_if_unused(e);
 		e = NULL;
@@ -1219,6 +1404,11 @@ payload_read(struct payload *pl, void *buf, size_t len, uint64_t off, const atom
 		}
 		pthread_cond_wait(&e->cond, &ps->lock);
 	}
+	if (e->mem != NULL) {
+		memcpy(buf, e->mem + off, want);
+		pthread_mutex_unlock(&ps->lock);
+		return (ssize_t)want;
+	}
 	fd = e->fd;
 	pthread_mutex_unlock(&ps->lock);
 	return pread_full(fd, buf, want, off);
@@ -1275,12 +1465,15 @@ payload_close(struct payload *pl)
 				detach(ps, e);
 				http_abort(e->abort);
 			} else if (e->attached) {
-				close(e->fd);
+				if (e->fd >= 0)
+					close(e->fd);
 				e->fd = -1;
-				lru_append(ps, e);
-				trim(ps);
+				if (!e->pending) { /* else the writer lists it */
+					lru_append(ps, e);
+					trim(ps);
+				}
 			} else {
-				entry_free(e);
+				release_if_unused(e);
 			}
 		}
 		pthread_mutex_unlock(&ps->lock);

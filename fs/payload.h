@@ -83,6 +83,15 @@ int payload_open(struct payloads *ps, const struct payload_key *k, uint64_t size
 ssize_t payload_read(struct payload *pl, void *buf, size_t len, uint64_t off,
                      const atomic_bool *cancelled);
 
+/*
+ * Keeps bytes of a payload that came some other way (an output that came
+ * with the result's metadata): a complete cache file is written for k
+ * unless one exists, a download of k runs, or size is past cache_size.
+ * The next payload_open() of k is then a cache hit. Returns 0, or -errno
+ * when the cache file could not be written (nothing is kept).
+ */
+int payloads_put(struct payloads *ps, const struct payload_key *k, const void *data, size_t len);
+
 /* Wakes every reader waiting on pl so they look at their cancelled flag
  * (for a FUSE interrupt). Any thread. */
 void payload_wake(struct payload *pl);

@@ -217,3 +217,50 @@ def test_grep_rl_over_many_finished_outputs(emu, fs):
     by = settled_calls(emu)
     for name in ("GetThread", "GetThreadResult", "StreamThreadResult", "StreamStepResult"):
         assert by.get(name, 0) == 0, f"warm grep -rl made requests: {by}"
+
+
+def test_a_small_finished_output_comes_with_its_metadata(emu, fs):
+    """One GetThreadResult for the size and the bytes of a small output,
+    and the bytes are kept on disk: a remount reads them with no payload
+    call."""
+    tid = emu.seed("echo", outputBytes=2000)[0]
+    emu.reset_requests()
+    assert read(fs.thread(tid, "output.json")) == emu.raw_output(tid)
+    by = settled_calls(emu)
+    assert by == {"GetThread": 1, "GetThreadResult": 1}, by
+
+
+def test_large_outputs_switch_a_script_version_to_metadata_only_calls(emu, fs):
+    """The first finished thread of a script version is asked with its
+    output; once its output proved large, the next thread's metadata is
+    asked alone (a 4 MiB answer is not fetched for a stat), and its bytes
+    only when read."""
+    first, second = emu.seed("echo", outputBytes=200 * 1024, count=2)
+    emu.reset_requests()
+    assert read(fs.thread(first, "output.json")) == emu.raw_output(first)
+    by = settled_calls(emu)
+    assert by == {"GetThread": 1, "GetThreadResult": 1}, by  # the output came along
+    emu.reset_requests()
+    assert os.stat(fs.thread(second, "output.json")).st_size == 200 * 1024
+    assert settled_calls(emu) == {"GetThread": 1, "GetThreadResult": 1}
+    assert read(fs.thread(second, "output.json")) == emu.raw_output(second)
+    by = settled_calls(emu)
+    assert by == {"GetThread": 1, "GetThreadResult": 2}, by  # metadata, then the bytes
+
+
+def test_outputs_that_came_with_metadata_are_kept_on_disk(emu, mount_fs, tmp_path):
+    cache = str(tmp_path / "cache")
+    ids = emu.seed("echo", outputBytes=3000, count=5)
+    fs = mount_fs(emu, cache_dir=cache)
+    for tid in ids:
+        assert read(fs.thread(tid, "output.json")) == emu.raw_output(tid)
+    fs.stop()  # the daemon writes what it still holds before it exits
+    kept = [n for n in os.listdir(cache) if not n.endswith(".part")]
+    assert len(kept) == 5, kept
+    fs = mount_fs(emu, cache_dir=cache)
+    emu.reset_requests()
+    for tid in ids:
+        assert read(fs.thread(tid, "output.json")) == emu.raw_output(tid)
+    by = settled_calls(emu)
+    # the metadata is asked again (memory only); the bytes come from disk
+    assert by.get("GetThreadResult", 0) == 5 and "StreamThreadResult" not in by, by

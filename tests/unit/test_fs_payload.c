@@ -1162,6 +1162,72 @@ test_one_cache_directory_serves_one_manager_at_a_time(void **state)
 	assert_int_equal(payloads_new(fx->a, &o, &other, err, sizeof(err)), -EINVAL);
 }
 
+/* Bytes that came another way (with the result's metadata): readable at
+ * once from memory, then from the file the writer makes; a second put of
+ * the key changes nothing; payloads_free() leaves the file written; a put
+ * over cache_size keeps nothing. No API call at all. */
+static void
+test_put_bytes_are_served_without_a_call_and_written_to_the_cache(void **state)
+{
+	struct fx *fx = *state;
+	struct payload_key k = {.thread_id = "thr_put"}, big = {.thread_id = "thr_big"};
+	static const char bytes[] = "{\"put\": [1, 2, 3]}\n";
+	size_t size = sizeof(bytes) - 1;
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char got[64];
+	uint64_t cbytes;
+	int files, parts;
+
+	fx->ps = manager(fx, 4096, 0);
+	assert_int_equal(payloads_put(fx->ps, &k, bytes, size), 0);
+	assert_int_equal(payloads_put(fx->ps, &k, "other bytes", 11), 0); /* kept: the first */
+	assert_int_equal(payload_open(fx->ps, &k, size, NULL, 0, &pl), 0);
+	assert_int_equal(payload_read(pl, got, sizeof(got), 0, NULL), (ssize_t)size);
+	assert_memory_equal(got, bytes, size);
+	assert_int_equal(payload_read(pl, got, 5, 2, NULL), 5);
+	assert_memory_equal(got, bytes + 2, 5);
+	payload_close(pl);
+
+	/* the writer has made the file: a new handle reads it */
+	for (int i = 0; i < 500; i++) {
+		cache_files(fx, &files, &parts, &cbytes);
+		if (files == 1)
+			break;
+		sleep_ms(10);
+	}
+	assert_int_equal(files, 1);
+	assert_int_equal(parts, 0);
+	assert_int_equal(cbytes, size);
+	assert_int_equal(payload_open(fx->ps, &k, size, NULL, 0, &pl), 0);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(payload_read(pl, got, sizeof(got), 0, NULL), (ssize_t)size);
+	assert_memory_equal(got, bytes, size);
+	payload_close(pl);
+
+	{
+		unsigned char *large = calloc(1, 5000);
+
+		assert_non_null(large);
+		assert_int_equal(payloads_put(fx->ps, &big, large, 5000), 0); /* over cache_size */
+		free(large);
+	}
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.cache_files, 1);
+	assert_int_equal(st.cache_hits, 2);
+	assert_int_equal(st.downloads, 0);
+
+	/* queued and not yet written when the manager ends: written all the same */
+	k.thread_id = "thr_put2";
+	assert_int_equal(payloads_put(fx->ps, &k, bytes, size), 0);
+	payloads_free(fx->ps);
+	fx->ps = NULL;
+	cache_files(fx, &files, &parts, &cbytes);
+	assert_int_equal(files, 2);
+	assert_int_equal(cbytes, 2 * size);
+	assert_int_equal(calls(fx, NULL, 0), 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1190,6 +1256,7 @@ main(void)
 	    T(test_inline_bytes_need_no_transfer),
 	    T(test_odd_thread_id_stays_inside_the_cache_directory),
 	    T(test_one_cache_directory_serves_one_manager_at_a_time),
+	    T(test_put_bytes_are_served_without_a_call_and_written_to_the_cache),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
