@@ -1060,6 +1060,10 @@ payloads_put(struct payloads *ps, const struct payload_key *k, const void *data,
 	e->size = e->written = len;
 	e->state = P_COMPLETE;
 	pthread_mutex_lock(&ps->lock);
+	/* the writer starts with the first put, not in payloads_new(): a
+	 * daemon forks after that, and a thread does not cross a fork */
+	if (!ps->have_writer && !ps->closing)
+		ps->have_writer = pthread_create(&ps->writer, NULL, writer_main, ps) == 0;
 	if (*index_slot(ps, digest) != NULL || ps->closing || !ps->have_writer ||
 	    ps->wq_bytes + len > PUT_PENDING_MAX) {
 		/* the key is there already, or the writer is behind: not kept */
@@ -1231,13 +1235,7 @@ payloads_new(struct api *api, const struct payloads_options *o, struct payloads 
 	pthread_cond_init(&ps->tick, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&ps->wq_cond, NULL);
-	if ((rc = scan(ps, err, errlen)) == 0) {
-		rc = -pthread_create(&ps->writer, NULL, writer_main, ps);
-		ps->have_writer = rc == 0;
-		if (rc != 0)
-			errbuf_set(err, errlen, rc, "cannot start a thread");
-	}
-	if (rc == 0 && ps->stall_ms > 0) {
+	if ((rc = scan(ps, err, errlen)) == 0 && ps->stall_ms > 0) {
 		rc = -pthread_create(&ps->watchdog, NULL, watchdog_main, ps);
 		ps->have_watchdog = rc == 0;
 		if (rc != 0)
