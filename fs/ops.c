@@ -40,6 +40,9 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* payload reads are spliced from the cache file */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	conn->max_readahead = READ_MAX;
 	conn->max_read = 0;
 	/* also sets how many pages one request may carry: reads of 1 MiB
@@ -304,6 +307,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 	struct tree_file *f = (struct tree_file *)(uintptr_t)fi->fh;
 	char *buf;
 	ssize_t n;
+	int fd;
 
 	(void)ino;
 	if (size > READ_MAX)
@@ -313,11 +317,21 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 		return;
 	}
 	fuse_req_interrupt_func(req, on_interrupt, f);
-	n = tree_read(m, f, buf, size, off);
-	if (n < 0)
+	n = tree_read(m, f, buf, size, off, &fd);
+	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
-	else
+	} else if (fd >= 0) {
+		/* from the cache file's pages to the kernel's, with no copy
+		 * through ours (spliced where the kernel allows) */
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)n);
+
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, 0);
+	} else {
 		fuse_reply_buf(req, buf, (size_t)n);
+	}
 	free(buf);
 }
 

@@ -1374,11 +1374,21 @@ pread_full(int fd, void *buf, size_t len, uint64_t off)
 ssize_t
 payload_read(struct payload *pl, void *buf, size_t len, uint64_t off, const atomic_bool *cancelled)
 {
+	int fd;
+	ssize_t n = payload_read_fd(pl, buf, len, off, cancelled, &fd);
+
+	return n > 0 && fd >= 0 ? pread_full(fd, buf, (size_t)n, off) : n;
+}
+
+ssize_t
+payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
+                const atomic_bool *cancelled, int *fd)
+{
 	struct pentry *e = pl->e;
 	struct payloads *ps = pl->ps;
 	size_t want;
-	int fd;
 
+	*fd = -1;
 	if (e == NULL && pl->len != pl->size)
 		return -EIO;
 	if (off >= pl->size || len == 0)
@@ -1402,14 +1412,12 @@ payload_read(struct payload *pl, void *buf, size_t len, uint64_t off, const atom
 		}
 		pthread_cond_wait(&e->cond, &ps->lock);
 	}
-	if (e->mem != NULL) {
+	if (e->mem != NULL)
 		memcpy(buf, e->mem + off, want);
-		pthread_mutex_unlock(&ps->lock);
-		return (ssize_t)want;
-	}
-	fd = e->fd;
+	else
+		*fd = e->fd;
 	pthread_mutex_unlock(&ps->lock);
-	return pread_full(fd, buf, want, off);
+	return (ssize_t)want;
 }
 
 void

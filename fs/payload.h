@@ -92,6 +92,16 @@ ssize_t payload_read(struct payload *pl, void *buf, size_t len, uint64_t off,
  */
 int payloads_put(struct payloads *ps, const struct payload_key *k, const void *data, size_t len);
 
+/*
+ * As payload_read(), but bytes that are in a cache file are not copied:
+ * *fd is then that file's descriptor (good while the handle is open) and
+ * the return value how many bytes to take from it at off, for a reply
+ * spliced from the file. Bytes held in memory are copied into buf, and *fd
+ * is -1.
+ */
+ssize_t payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
+                        const atomic_bool *cancelled, int *fd);
+
 /* Wakes every reader waiting on pl so they look at their cancelled flag
  * (for a FUSE interrupt). Any thread. */
 void payload_wake(struct payload *pl);

@@ -1553,8 +1553,9 @@ tree_release(struct fsm *m, struct tree_file *f)
 }
 
 ssize_t
-tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off)
+tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off, int *fd)
 {
+	*fd = -1;
 	if (off < 0)
 		return -EINVAL;
 	switch (f->kind) {
@@ -1566,7 +1567,7 @@ tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off)
 		memcpy(buf, f->buf + off, len);
 		return (ssize_t)len;
 	case F_PAYLOAD:
-		return payload_read(f->pl, buf, len, (uint64_t)off, &f->cancelled);
+		return payload_read_fd(f->pl, buf, len, (uint64_t)off, &f->cancelled, fd);
 	case F_WRITE:
 		return wfile_read(f->w, buf, len, off);
 	case F_EVENTS:

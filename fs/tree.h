@@ -101,8 +101,10 @@ void tree_release(struct fsm *m, struct tree_file *f);
 
 /* Reads at off into buf: bytes read (short only at the end) or -errno.
  * *cancelled may be set from another thread (a FUSE interrupt) with
- * tree_interrupt() waking the reader. */
-ssize_t tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off);
+ * tree_interrupt() waking the reader. When the bytes are in a cache file
+ * they are not copied: *fd is its descriptor, to splice the count returned
+ * from at off (good until the file is released); else *fd is -1. */
+ssize_t tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off, int *fd);
 void tree_interrupt(struct tree_file *f);
 
 ssize_t tree_write(struct fsm *m, struct tree_file *f, const void *buf, size_t len, off_t off);
