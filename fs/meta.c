@@ -22,9 +22,10 @@
 /* What the outputs of one script version have been like, so a finished
  * thread's result is asked with its output only where that pays. */
 enum hint_state {
-	HINT_UNKNOWN,
-	HINT_SMALL, /* the last one seen was within META_OUTPUT_SMALL */
-	HINT_BIG,   /* ... was larger: ask for the metadata only */
+	HINT_UNKNOWN, /* none seen: ask for the metadata only (a first output
+	               * of 1 GiB must not bring 4 MiB along for a stat) */
+	HINT_SMALL,   /* the last one seen was within META_OUTPUT_SMALL */
+	HINT_BIG,     /* ... was larger: ask for the metadata only */
 };
 
 struct hint {
@@ -381,8 +382,8 @@ hint_key(const struct model_thread *t)
 }
 
 /* Whether the result of id is best asked with its output (lock held): the
- * thread is finished and its script version's last output was small, or
- * none has been seen. *key is its hint key (0 when there is none). */
+ * thread is finished and its script version's last output was small. *key
+ * is its hint key (0 when the thread is not known to be finished). */
 static bool
 want_output(struct meta *m, const char *id, uint32_t *key)
 {
@@ -399,15 +400,15 @@ want_output(struct meta *m, const char *id, uint32_t *key)
 		return false;
 	*key = hint_key(&e->thread);
 	h = &m->hints[*key % NHINTS];
-	return h->key != *key || h->state != HINT_BIG;
+	return h->key == *key && h->state == HINT_SMALL;
 }
 
 /*
- * A result's metadata. For a finished thread whose script version has had
- * small outputs (or none seen yet) the call asks for the output too, and a
- * whole output is handed to on_output: `grep -r` over many small outputs
- * then costs one GetThreadResult a thread, not two. The cache keeps only
- * the metadata.
+ * A result's metadata. For a finished thread whose script version's last
+ * output was small the call asks for the output too, and a whole output is
+ * handed to on_output: `grep -r` over many small outputs then costs one
+ * GetThreadResult a thread, not two. Every finished thread's answer tells
+ * the hint of its script version. The cache keeps only the metadata.
  */
 static int
 fetch_result(struct meta *m, const char *id, void *value, struct http_error *he)
@@ -422,15 +423,18 @@ fetch_result(struct meta *m, const char *id, void *value, struct http_error *he)
 	whole = want_output(m, id, &key);
 	pthread_mutex_unlock(&m->lock);
 	q.metadata_only = !whole;
-	if ((rc = api_get_result(m->api, id, &q, r, he)) != 0 || !whole)
+	if ((rc = api_get_result(m->api, id, &q, r, he)) != 0)
 		return rc;
-	pthread_mutex_lock(&m->lock);
-	m->hints[key % NHINTS].key = key;
-	m->hints[key % NHINTS].state =
-	    r->output_total_bytes > META_OUTPUT_SMALL ? HINT_BIG : HINT_SMALL;
-	pthread_mutex_unlock(&m->lock);
-	if (model_thread_terminal(r->status) && !r->output_truncated && r->output_data != NULL &&
-	    r->output_total_bytes >= 0 && r->output_len == (uint64_t)r->output_total_bytes)
+	if (key != 0) {
+		pthread_mutex_lock(&m->lock);
+		m->hints[key % NHINTS].key = key;
+		m->hints[key % NHINTS].state =
+		    r->output_total_bytes > META_OUTPUT_SMALL ? HINT_BIG : HINT_SMALL;
+		pthread_mutex_unlock(&m->lock);
+	}
+	if (whole && model_thread_terminal(r->status) && !r->output_truncated &&
+	    r->output_data != NULL && r->output_total_bytes >= 0 &&
+	    r->output_len == (uint64_t)r->output_total_bytes)
 		m->on_output(m->on_output_arg, id, r->output_data, r->output_len);
 	free(r->output_data);
 	r->output_data = NULL;

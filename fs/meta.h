@@ -32,9 +32,9 @@ int meta_step(struct meta *m, const char *id, const char *path, struct model_ste
 
 /*
  * Outputs up to this size come with the result's metadata: the first
- * GetThreadResult of a finished thread asks for its output as well while
- * that script version's outputs have been this small (or none has been
- * seen), and a whole output it carries goes to the on_output function.
+ * GetThreadResult of a finished thread asks for its output as well when
+ * the last output seen of that script version was this small, and a whole
+ * output it carries goes to the on_output function.
  */
 #define META_OUTPUT_SMALL ((int64_t)64 << 10)
 
