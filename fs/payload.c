@@ -60,6 +60,18 @@
 #define WHY_MAX     320
 /* put bytes waiting for the writer, at most: past this a put is not kept */
 #define PUT_PENDING_MAX ((uint64_t)32 << 20)
+/* A payload larger than cache_size / KEEP_SHARE is not kept: it streams
+ * through a ring of RING_BYTES in memory and never touches the disk. */
+#define KEEP_SHARE 4
+#define RING_BYTES ((uint64_t)16 << 20)
+/* bytes a ring keeps behind each reader (the kernel's readahead may ask
+ * for them out of order), and how long a reader that does not read may
+ * hold the download back */
+#define RING_SLACK   ((uint64_t)4 << 20)
+#define RING_IDLE_MS 5000
+/* ... and one that has not read yet: the kernel may serve it from the
+ * pages another reader brought in, so that it never asks */
+#define RING_FIRST_MS 500
 
 /* ---- SHA-256 (FIPS 180-4), for cache file names ---- */
 
@@ -199,6 +211,17 @@ struct pentry {
 	char *step_path;          /* owned; NULL: the thread's output */
 	enum model_step_part part;
 
+	/* a payload too large to keep (ringed): no file; the bytes [tail,
+	 * written) are at ring[offset % ringcap]; the download starts with the
+	 * first read (so an open the kernel serves from its pages costs
+	 * nothing) and waits for the slowest of its readers */
+	bool ringed;
+	bool started;
+	unsigned char *ring;
+	uint64_t ringcap;
+	uint64_t tail;
+	struct payload *readers;
+
 	/* a put's bytes (payloads_put), served from memory until the writer
 	 * has made its file; kept for good if that failed */
 	unsigned char *mem;
@@ -240,10 +263,17 @@ struct payloads {
 /* A handle: an entry's, or bytes given at open (inline). */
 struct payload {
 	struct payloads *ps;
-	struct pentry *e;    /* NULL: inline */
+	bool inl;            /* the bytes were given at open: no entry */
+	struct pentry *e;    /* the entry (ps->lock: a ring's reader may move) */
 	unsigned char *data; /* inline bytes (owned) */
 	uint64_t size;
 	size_t len; /* inline: bytes given; they must be size */
+	/* a ringed entry's reader: how far its reads have got (UINT64_MAX:
+	 * it holds nothing back) and when it last read */
+	struct payload *rnext;
+	uint64_t pos;
+	int64_t last_ms;
+	bool has_read;
 };
 
 static const char *
@@ -499,6 +529,7 @@ entry_free(struct pentry *e)
 		close(e->fd);
 	http_abort_free(e->abort);
 	free(e->mem);
+	free(e->ring);
 	free(e->thread_id);
 	free(e->step_path);
 	pthread_cond_destroy(&e->cond);
@@ -517,7 +548,9 @@ detach(struct payloads *ps, struct pentry *e)
 		return;
 	index_remove(ps, e);
 	lru_remove(ps, e);
-	if (e->state == P_COMPLETE) {
+	if (e->ringed) {
+		/* no file, and never counted in the cache */
+	} else if (e->state == P_COMPLETE) {
 		unlinkat(ps->dirfd, e->name, 0);
 		ps->st.cache_bytes -= e->size;
 		ps->st.cache_files--;
@@ -614,7 +647,85 @@ dl_fail(struct dl *d, const char *fmt, ...)
 	return -ECANCELED;
 }
 
-/* Appends bytes to the cache file and tells the readers. */
+/* The lowest offset a ring must still hold for its readers (lock held);
+ * UINT64_MAX when none holds anything back. */
+static uint64_t
+ring_floor(const struct pentry *e, int64_t now)
+{
+	uint64_t floor = UINT64_MAX;
+
+	for (const struct payload *h = e->readers; h != NULL; h = h->rnext) {
+		uint64_t keep;
+
+		if (h->pos == UINT64_MAX ||
+		    now - h->last_ms >= (h->has_read ? RING_IDLE_MS : RING_FIRST_MS))
+			continue;
+		keep = h->pos > RING_SLACK ? h->pos - RING_SLACK : 0;
+		if (keep < floor)
+			floor = keep;
+	}
+	return floor;
+}
+
+/* Appends bytes to a ring, waiting while that would overwrite bytes a
+ * reader still needs. The tail moves before the bytes are overwritten, and
+ * readers copy under the lock, so none copies bytes being replaced. */
+static int
+ring_write(struct dl *d, const unsigned char *p, size_t n)
+{
+	struct pentry *e = d->e;
+	struct payloads *ps = e->ps;
+	bool abandoned;
+
+	pthread_mutex_lock(&ps->lock);
+	while (n > 0 && !e->abandoned) {
+		int64_t now = fs_now_ms();
+		uint64_t floor = ring_floor(e, now), at = d->off % e->ringcap, room;
+		size_t take;
+
+		if (floor == UINT64_MAX)
+			room = n;
+		else
+			room = floor + e->ringcap > d->off ? floor + e->ringcap - d->off : 0;
+		if (room == 0) {
+			/* a reader is a ring behind; it is not the server that is
+			 * slow, so the watchdog is told all is well */
+			struct timespec ts;
+
+			e->last_io_ms = now;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&e->cond, &ps->lock, &ts);
+			continue;
+		}
+		take = n;
+		if (take > room)
+			take = (size_t)room;
+		if (take > e->ringcap - at)
+			take = (size_t)(e->ringcap - at);
+		if (d->off + take > e->ringcap && e->tail < d->off + take - e->ringcap)
+			e->tail = d->off + take - e->ringcap;
+		pthread_mutex_unlock(&ps->lock);
+		memcpy(e->ring + at, p, take);
+		pthread_mutex_lock(&ps->lock);
+		d->off += take;
+		p += take;
+		n -= take;
+		e->written = d->off;
+		e->last_io_ms = fs_now_ms();
+		ps->st.bytes_downloaded += take;
+		pthread_cond_broadcast(&e->cond);
+	}
+	abandoned = e->abandoned;
+	pthread_mutex_unlock(&ps->lock);
+	return abandoned ? -ECANCELED : 0;
+}
+
+/* Appends bytes to the cache file (or the ring) and tells the readers. */
 static int
 dl_write(struct dl *d, const unsigned char *p, size_t n)
 {
@@ -626,6 +737,8 @@ dl_write(struct dl *d, const unsigned char *p, size_t n)
 
 	if (n > e->size - d->off)
 		return dl_fail(d, "more than the %" PRIu64 " bytes expected", e->size);
+	if (e->ringed)
+		return ring_write(d, p, n);
 	if ((rc = pwrite_full(e->fd, p, n, d->off)) != 0)
 		return dl_fail(d, "writing the cache file: %s", errstr(-rc, eb, sizeof(eb)));
 	d->off += n;
@@ -782,7 +895,10 @@ download_end(struct pentry *e, bool ok, const char *why)
 	http_abort_free(e->abort); /* no call uses it now, and nobody fires it once !thread_live */
 	e->abort = NULL;
 	if (ok) {
-		if (e->attached) {
+		if (e->ringed) {
+			/* too large to keep: its readers finish from the ring */
+			detach(ps, e);
+		} else if (e->attached) {
 			part_name(e, path);
 			if (renameat(ps->dirfd, path, ps->dirfd, e->name) == 0) {
 				e->state = P_COMPLETE;
@@ -880,15 +996,44 @@ watchdog_main(void *arg)
 	return NULL;
 }
 
-/* Starts the download of a key not in the index (ps->lock held). */
+/* Starts e's download thread (ps->lock held); 0 or -ENOMEM. */
+static int
+download_run(struct payloads *ps, struct pentry *e)
+{
+	pthread_attr_t attr;
+	pthread_t tid;
+	int rc;
+
+	e->thread_live = true;
+	e->started = true;
+	e->last_io_ms = fs_now_ms();
+	/* detached: whoever drops the last reference frees the entry, and
+	 * payloads_free() waits for the count of running downloads */
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&tid, &attr, download_main, e);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		e->thread_live = false;
+		e->started = false;
+		return -ENOMEM;
+	}
+	/* the thread touches the lists only under ps->lock, which we hold */
+	live_insert(ps, e);
+	ps->st.downloads++;
+	ps->st.active++;
+	return 0;
+}
+
+/* Makes the entry of a key not in the index, with one handle (ps->lock
+ * held): a download started now into a ".part" file, or, for a payload too
+ * large to keep, a ring whose download starts with the first read. */
 static int
 download_start(struct payloads *ps, const struct payload_key *k, bool step,
                const unsigned char *digest, const char *name, uint64_t size, struct pentry **out)
 {
 	struct pentry *e = entry_new(ps, digest, name);
 	char path[PATH_BUF];
-	pthread_attr_t attr;
-	pthread_t tid;
 	int rc;
 
 	if (e == NULL)
@@ -903,32 +1048,30 @@ download_start(struct payloads *ps, const struct payload_key *k, bool step,
 		entry_free(e);
 		return -ENOMEM;
 	}
-	part_name(e, path);
-	e->fd = openat(ps->dirfd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (e->fd < 0) {
-		entry_free(e);
-		return -EIO;
+	e->unary = !step && size <= (uint64_t)API_UNARY_OUTPUT_MAX;
+	e->ringed = size > ps->cache_size / KEEP_SHARE;
+	if (e->ringed) {
+		e->ringcap = size < RING_BYTES ? size : RING_BYTES;
+		if ((e->ring = malloc(e->ringcap)) == NULL) {
+			entry_free(e);
+			return -ENOMEM;
+		}
+	} else {
+		part_name(e, path);
+		e->fd = openat(ps->dirfd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		               0600);
+		if (e->fd < 0) {
+			entry_free(e);
+			return -EIO;
+		}
+		if ((rc = download_run(ps, e)) != 0) {
+			unlinkat(ps->dirfd, path, 0);
+			entry_free(e);
+			return rc;
+		}
 	}
 	e->handles = 1;
-	e->thread_live = true;
-	e->unary = !step && size <= (uint64_t)API_UNARY_OUTPUT_MAX;
-	e->last_io_ms = fs_now_ms();
-	/* detached: whoever drops the last reference frees the entry, and
-	 * payloads_free() waits for the count of running downloads */
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&tid, &attr, download_main, e);
-	pthread_attr_destroy(&attr);
-	if (rc != 0) {
-		unlinkat(ps->dirfd, path, 0);
-		entry_free(e);
-		return -ENOMEM;
-	}
-	/* the thread touches the lists only under ps->lock, which we hold */
 	index_insert(ps, e);
-	live_insert(ps, e);
-	ps->st.downloads++;
-	ps->st.active++;
 	*out = e;
 	return 0;
 }
@@ -1288,6 +1431,102 @@ payloads_free(struct payloads *ps)
 
 /* ---- handles ---- */
 
+/* Makes pl a handle of e, which has counted it (ps->lock held). A ring's
+ * reader holds its start only if nothing has been dropped from it yet:
+ * else its first read starts a download of its own anyway. */
+static void
+reader_add(struct payload *pl, struct pentry *e)
+{
+	pl->e = e;
+	pl->last_ms = fs_now_ms();
+	pl->pos = UINT64_MAX;
+	if (!e->ringed)
+		return;
+	if (e->tail == 0)
+		pl->pos = 0;
+	pl->rnext = e->readers;
+	e->readers = pl;
+}
+
+/* The handle pl leaves its entry (ps->lock held); when it was the last,
+ * the entry's download stops or its file goes back to the LRU list. */
+static void
+reader_drop(struct payloads *ps, struct payload *pl)
+{
+	struct pentry *e = pl->e;
+
+	for (struct payload **pp = &e->readers; *pp != NULL; pp = &(*pp)->rnext) {
+		if (*pp == pl) {
+			*pp = pl->rnext;
+			break;
+		}
+	}
+	pl->e = NULL;
+	pthread_cond_broadcast(&e->cond); /* a ring's download may go on */
+	if (--e->handles > 0)
+		return;
+	if (e->thread_live && e->written == e->size) {
+		/* every byte is in and the thread is only finishing: let it
+		 * keep the file (download_end() does) */
+	} else if (e->thread_live) {
+		/* nobody reads it any more: stop the transfer, drop the partial
+		 * file; the thread frees the entry */
+		e->abandoned = true;
+		detach(ps, e);
+		http_abort(e->abort);
+	} else if (e->attached && !e->ringed) {
+		if (e->fd >= 0)
+			close(e->fd);
+		e->fd = -1;
+		if (!e->pending) { /* else the writer lists it */
+			lru_append(ps, e);
+			trim(ps);
+		}
+	} else {
+		/* a ring nobody read, or one whose download has ended */
+		detach(ps, e);
+		release_if_unused(e);
+	}
+}
+
+/* A ring's reader wants bytes the ring has dropped (it read backwards, or
+ * came late): it moves to another ring of the key, one still at its start
+ * or a new one, which the key's next opens share (ps->lock held). Its
+ * download starts with the read. */
+static int
+ring_restart(struct payloads *ps, struct payload *pl)
+{
+	struct pentry *old = pl->e, *e = *index_slot(ps, old->digest);
+	struct payload_key k = {
+	    .thread_id = old->thread_id, .step_path = old->step_path, .part = old->part};
+	int rc;
+
+	if (e != NULL && e != old && e->ringed && e->tail == 0 && e->size == old->size) {
+		e->handles++; /* another reader's restart, still at its start */
+	} else {
+		if (e != NULL)
+			detach(ps, e); /* its readers go on with it */
+		rc = download_start(ps, &k, old->step_path != NULL, old->digest, old->name,
+		                    old->size, &e);
+		if (rc != 0)
+			return rc;
+	}
+	reader_drop(ps, pl);
+	reader_add(pl, e);
+	return 0;
+}
+
+/* Copies want bytes at off out of a ring that holds them (lock held). */
+static void
+ring_copy(const struct pentry *e, void *buf, size_t want, uint64_t off)
+{
+	uint64_t at = off % e->ringcap;
+	size_t first = want < e->ringcap - at ? want : (size_t)(e->ringcap - at);
+
+	memcpy(buf, e->ring + at, first);
+	memcpy((char *)buf + first, e->ring, want - first);
+}
+
 int
 payload_open(struct payloads *ps, const struct payload_key *k, uint64_t size, const void *data,
              size_t len, struct payload **out)
@@ -1311,6 +1550,7 @@ payload_open(struct payloads *ps, const struct payload_key *k, uint64_t size, co
 	pl->size = size;
 	/* bytes at hand (or none at all): nothing to fetch or keep */
 	if (data != NULL || size == 0) {
+		pl->inl = true;
 		pl->len = data != NULL ? len : 0;
 		if (pl->len > 0 && (pl->data = malloc(pl->len)) == NULL) {
 			free(pl);
@@ -1344,12 +1584,13 @@ payload_open(struct payloads *ps, const struct payload_key *k, uint64_t size, co
 	} else {
 		rc = download_start(ps, k, step, digest, name, size, &e);
 	}
+	if (rc == 0)
+		reader_add(pl, e);
 	pthread_mutex_unlock(&ps->lock);
 	if (rc != 0) {
 		free(pl);
 		return rc;
 	}
-	pl->e = e;
 	*out = pl;
 	return 0;
 }
@@ -1384,24 +1625,47 @@ ssize_t
 payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
                 const atomic_bool *cancelled, int *fd)
 {
-	struct pentry *e = pl->e;
 	struct payloads *ps = pl->ps;
+	struct pentry *e;
 	size_t want;
 
 	*fd = -1;
-	if (e == NULL && pl->len != pl->size)
+	if (pl->inl && pl->len != pl->size)
 		return -EIO;
 	if (off >= pl->size || len == 0)
 		return 0;
 	want = pl->size - off < len ? (size_t)(pl->size - off) : len;
 	if (want > SSIZE_MAX)
 		want = SSIZE_MAX;
-	if (e == NULL) {
+	if (pl->inl) {
 		memcpy(buf, pl->data + off, want);
 		return (ssize_t)want;
 	}
 	pthread_mutex_lock(&ps->lock);
-	while (e->written < off + want) {
+	for (;;) {
+		int rc = 0;
+
+		e = pl->e;
+		if (e->ringed) {
+			pl->last_ms = fs_now_ms();
+			pl->has_read = true;
+			if (off < e->tail)
+				rc = ring_restart(ps, pl);
+			e = pl->e;
+			if (rc == 0 && !e->started)
+				rc = download_run(ps, e);
+			if (rc != 0) {
+				pthread_mutex_unlock(&ps->lock);
+				return -EIO;
+			}
+			if (pl->pos == UINT64_MAX || off > pl->pos) {
+				pl->pos =
+				    off; /* it holds back no byte below this (less the slack) */
+				pthread_cond_broadcast(&e->cond);
+			}
+		}
+		if (e->written >= off + want)
+			break;
 		if (e->state == P_FAILED) {
 			pthread_mutex_unlock(&ps->lock);
 			return -EIO;
@@ -1412,10 +1676,17 @@ payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
 		}
 		pthread_cond_wait(&e->cond, &ps->lock);
 	}
-	if (e->mem != NULL)
+	if (e->ringed) {
+		ring_copy(e, buf, want, off);
+		if (off + want > pl->pos) {
+			pl->pos = off + want;
+			pthread_cond_broadcast(&e->cond);
+		}
+	} else if (e->mem != NULL) {
 		memcpy(buf, e->mem + off, want);
-	else
+	} else {
 		*fd = e->fd;
+	}
 	pthread_mutex_unlock(&ps->lock);
 	return (ssize_t)want;
 }
@@ -1423,7 +1694,7 @@ payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
 void
 payload_wake(struct payload *pl)
 {
-	if (pl == NULL || pl->e == NULL)
+	if (pl == NULL || pl->inl)
 		return;
 	pthread_mutex_lock(&pl->ps->lock);
 	pthread_cond_broadcast(&pl->e->cond);
@@ -1435,7 +1706,7 @@ payload_error(struct payload *pl, char *buf, size_t len)
 {
 	if (len == 0)
 		return;
-	if (pl->e == NULL) {
+	if (pl->inl) {
 		if (pl->len != pl->size)
 			snprintf(buf, len, "%zu bytes given for a payload of %" PRIu64, pl->len,
 			         pl->size);
@@ -1451,37 +1722,14 @@ payload_error(struct payload *pl, char *buf, size_t len)
 void
 payload_close(struct payload *pl)
 {
-	struct pentry *e;
 	struct payloads *ps;
 
 	if (pl == NULL)
 		return;
-	e = pl->e;
 	ps = pl->ps;
-	if (e != NULL) {
+	if (!pl->inl) {
 		pthread_mutex_lock(&ps->lock);
-		if (--e->handles == 0) {
-			if (e->thread_live && e->written == e->size) {
-				/* every byte is in and the thread is only finishing:
-				 * let it keep the file (download_end() does) */
-			} else if (e->thread_live) {
-				/* nobody reads it any more: stop the transfer, drop
-				 * the partial file; the thread frees the entry */
-				e->abandoned = true;
-				detach(ps, e);
-				http_abort(e->abort);
-			} else if (e->attached) {
-				if (e->fd >= 0)
-					close(e->fd);
-				e->fd = -1;
-				if (!e->pending) { /* else the writer lists it */
-					lru_append(ps, e);
-					trim(ps);
-				}
-			} else {
-				release_if_unused(e);
-			}
-		}
+		reader_drop(ps, pl);
 		pthread_mutex_unlock(&ps->lock);
 	}
 	free(pl->data);

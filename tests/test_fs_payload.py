@@ -220,30 +220,34 @@ def test_grep_rl_over_many_finished_outputs(emu, fs):
 
 
 def test_a_small_finished_output_comes_with_its_metadata(emu, fs):
-    """One GetThreadResult for the size and the bytes of a small output,
-    and the bytes are kept on disk: a remount reads them with no payload
-    call."""
-    tid = emu.seed("echo", outputBytes=2000)[0]
+    """Once a script version's output proved small, the next thread's size
+    and bytes come in one GetThreadResult."""
+    first, second = emu.seed("echo", outputBytes=2000, count=2)
     emu.reset_requests()
-    assert read(fs.thread(tid, "output.json")) == emu.raw_output(tid)
+    assert read(fs.thread(first, "output.json")) == emu.raw_output(first)
+    by = settled_calls(emu)
+    assert by == {"GetThread": 1, "GetThreadResult": 2}, by  # metadata, then the bytes
+    emu.reset_requests()
+    assert read(fs.thread(second, "output.json")) == emu.raw_output(second)
     by = settled_calls(emu)
     assert by == {"GetThread": 1, "GetThreadResult": 1}, by
 
 
-def test_large_outputs_switch_a_script_version_to_metadata_only_calls(emu, fs):
-    """The first finished thread of a script version is asked with its
-    output; once its output proved large, the next thread's metadata is
-    asked alone (a 4 MiB answer is not fetched for a stat), and its bytes
-    only when read."""
-    first, second = emu.seed("echo", outputBytes=200 * 1024, count=2)
+def test_a_large_output_switches_its_script_version_back_to_metadata_only(emu, fs):
+    """After a small output the next finished thread is asked with its
+    output; once that proved large, the following one's metadata is asked
+    alone (no 4 MiB answer for a stat), and its bytes only when read."""
+    small = emu.seed("echo", outputBytes=100)[0]
+    big1, big2 = emu.seed("echo", outputBytes=200 * 1024, count=2)
+    read(fs.thread(small, "output.json"))
     emu.reset_requests()
-    assert read(fs.thread(first, "output.json")) == emu.raw_output(first)
+    assert read(fs.thread(big1, "output.json")) == emu.raw_output(big1)
     by = settled_calls(emu)
     assert by == {"GetThread": 1, "GetThreadResult": 1}, by  # the output came along
     emu.reset_requests()
-    assert os.stat(fs.thread(second, "output.json")).st_size == 200 * 1024
+    assert os.stat(fs.thread(big2, "output.json")).st_size == 200 * 1024
     assert settled_calls(emu) == {"GetThread": 1, "GetThreadResult": 1}
-    assert read(fs.thread(second, "output.json")) == emu.raw_output(second)
+    assert read(fs.thread(big2, "output.json")) == emu.raw_output(big2)
     by = settled_calls(emu)
     assert by == {"GetThread": 1, "GetThreadResult": 2}, by  # metadata, then the bytes
 
@@ -264,3 +268,51 @@ def test_outputs_that_came_with_metadata_are_kept_on_disk(emu, mount_fs, tmp_pat
     by = settled_calls(emu)
     # the metadata is asked again (memory only); the bytes come from disk
     assert by.get("GetThreadResult", 0) == 5 and "StreamThreadResult" not in by, by
+    assert len(os.listdir(cache)) == 5
+
+
+def test_an_output_too_large_to_keep_streams_through_memory(emu, mount_fs):
+    """With -o cache_size=4M, a 24 MiB output is more than a quarter of the
+    cache: cat, head and dd get the API's bytes, eight readers that open it
+    together share one download, and nothing is written to the cache
+    directory."""
+    import threading
+
+    size = 24 * MiB + 9
+    tid, other = emu.seed("echo", outputBytes=size, count=2)
+    raw = emu.raw_output(tid)
+    fs = mount_fs(emu, options=("cache_size=4M",))
+    path = fs.thread(tid, "output.json")
+    assert os.stat(path).st_size == size
+    assert sha256sum(path) == hashlib.sha256(raw).hexdigest()
+    assert run_cmd(["head", "-c", "100", path], check=True).stdout == raw[:100]
+    res = run_cmd(["dd", f"if={path}", "bs=1M", "skip=20", "status=none"], check=True)
+    assert res.stdout == raw[20 * MiB:]
+
+    path = fs.thread(other, "output.json")
+    want = raw_output_sha256(emu, other)[0]
+    files = [open(path, "rb") for _ in range(8)]
+    got = [None] * 8
+    emu.reset_requests()
+
+    def reader(i):
+        h = hashlib.sha256()
+        while True:
+            chunk = files[i].read(65536 * (i + 1))  # eight paces
+            if not chunk:
+                break
+            h.update(chunk)
+        got[i] = h.hexdigest()
+
+    ts = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(8)]
+    try:
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+    finally:
+        for f in files:
+            f.close()
+    assert got == [want] * 8
+    assert settled_calls(emu).get("StreamThreadResult", 0) == 1
+    assert os.listdir(fs.cache_dir) == []

@@ -652,26 +652,27 @@ test_eviction_keeps_the_cache_within_its_size(void **state)
 {
 	struct fx *fx = *state;
 	struct payloads_stats st;
-	unsigned char *raw[4];
-	size_t size[4], sizes[4] = {100000, 100000, 100000, 300000};
-	char id[4][128];
+	unsigned char *raw[6];
+	size_t size[6], sizes[6] = {100000, 100000, 100000, 100000, 100000, 300000};
+	char id[6][128];
 	int files, parts;
 	uint64_t bytes;
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 6; i++) {
 		emu_seed(fx->emu, "fanout", sizes[i], id[i], sizeof(id[i]));
 		raw[i] = emu_output(fx->emu, id[i], &size[i]);
 	}
-	fx->ps = manager(fx, 250000, 0);
-	for (int i = 0; i < 3; i++)
+	/* payloads up to a quarter of the cache (100000) are kept */
+	fx->ps = manager(fx, 400000, 0);
+	for (int i = 0; i < 5; i++)
 		read_and_check(fx->ps, id[i], raw[i], size[i]);
 	payloads_stats(fx->ps, &st);
-	assert_int_equal(st.cache_files, 2);
-	assert_int_equal(st.cache_bytes, 200000);
+	assert_int_equal(st.cache_files, 4);
+	assert_int_equal(st.cache_bytes, 400000);
 	assert_int_equal(st.evictions, 1);
 	cache_files(fx, &files, &parts, &bytes);
-	assert_int_equal(files, 2);
-	assert_true(bytes <= 250000);
+	assert_int_equal(files, 4);
+	assert_true(bytes <= 400000);
 
 	/* the least recently used went: the first is fetched again, the third is not */
 	emu_forget_requests(fx->emu);
@@ -680,14 +681,21 @@ test_eviction_keeps_the_cache_within_its_size(void **state)
 	read_and_check(fx->ps, id[0], raw[0], size[0]);
 	assert_int_equal(calls(fx, NULL, 1), 1);
 
-	/* bigger than the whole cache: it works, and goes once closed */
-	read_and_check(fx->ps, id[3], raw[3], size[3]);
+	/* more than a quarter of the cache: it streams through memory and
+	 * never reaches the disk, nor takes the others' place */
+	emu_forget_requests(fx->emu);
+	read_and_check(fx->ps, id[5], raw[5], size[5]);
+	assert_int_equal(calls(fx, NULL, 1), 1);
 	payloads_stats(fx->ps, &st);
-	assert_true(st.cache_bytes <= 250000);
+	assert_int_equal(st.cache_files, 4);
+	assert_true(st.cache_bytes <= 400000);
 	cache_files(fx, &files, &parts, &bytes);
-	assert_true(bytes <= 250000);
+	assert_int_equal(files, 4);
 	assert_int_equal(parts, 0);
-	for (int i = 0; i < 4; i++)
+	/* and is fetched again when read again */
+	read_and_check(fx->ps, id[5], raw[5], size[5]);
+	assert_int_equal(calls(fx, NULL, 2), 2);
+	for (int i = 0; i < 6; i++)
 		free(raw[i]);
 }
 
@@ -1228,6 +1236,160 @@ test_put_bytes_are_served_without_a_call_and_written_to_the_cache(void **state)
 	assert_int_equal(calls(fx, NULL, 0), 0);
 }
 
+/* ---- payloads too large to keep: rings ---- */
+
+/* Reads [from, to) of pl sequentially in pieces of at most 150000 bytes,
+ * comparing with want; true when every byte matched. */
+static bool
+read_range(struct payload *pl, const unsigned char *want, size_t from, size_t to)
+{
+	unsigned char *buf = malloc(150000);
+	bool same = buf != NULL;
+
+	for (size_t off = from; same && off < to;) {
+		size_t n = to - off < 150000 ? to - off : 150000;
+		ssize_t got = payload_read(pl, buf, n, off, NULL);
+
+		same = got == (ssize_t)n && memcmp(buf, want + off, n) == 0;
+		off += n;
+	}
+	free(buf);
+	return same;
+}
+
+/* A payload over a quarter of cache_size streams through memory: every
+ * byte right, no file in the cache directory, and an open closed without
+ * a read (the kernel had the pages) costs no request at all. */
+static void
+test_ring_payload_streams_without_touching_the_disk(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char *raw;
+	int files, parts;
+	uint64_t bytes;
+	size_t size;
+	char id[128];
+
+	emu_seed(fx->emu, "fanout", 24 * MIB + 3, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
+	fx->ps = manager(fx, 4 * MIB, 0);
+	emu_forget_requests(fx->emu);
+	read_and_check(fx->ps, id, raw, size);
+	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(files, 0);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.downloads, 1);
+	assert_int_equal(st.bytes_downloaded, size);
+	assert_int_equal(st.cache_files, 0);
+
+	emu_forget_requests(fx->emu);
+	pl = open_output(fx->ps, id, size);
+	payload_close(pl);
+	assert_int_equal(calls(fx, NULL, 0), 0);
+	free(raw);
+}
+
+struct ring_reader {
+	struct payload *pl;
+	const unsigned char *want;
+	size_t size;
+	bool same;
+};
+
+static void *
+ring_reader_main(void *arg)
+{
+	struct ring_reader *r = arg;
+
+	r->same = read_range(r->pl, r->want, 0, r->size);
+	return NULL;
+}
+
+/* Readers open at once share one download, however their paces differ:
+ * the ring waits for the slowest. */
+static void
+test_ring_readers_opened_together_share_one_download(void **state)
+{
+	struct fx *fx = *state;
+	struct ring_reader rd[8];
+	pthread_t th[8];
+	unsigned char *raw;
+	size_t size;
+	char id[128];
+
+	emu_seed(fx->emu, "fanout", 40 * MIB + 11, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
+	fx->ps = manager(fx, 4 * MIB, 0);
+	emu_forget_requests(fx->emu);
+	for (int i = 0; i < 8; i++)
+		rd[i] = (struct ring_reader){open_output(fx->ps, id, size), raw, size, false};
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, ring_reader_main, &rd[i]), 0);
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		assert_true(rd[i].same);
+		payload_close(rd[i].pl);
+	}
+	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
+	assert_int_equal(calls(fx, NULL, 1), 1);
+	free(raw);
+}
+
+/* A reader that goes back past what the ring holds gets the bytes from a
+ * download of its own, and they are right. */
+static void
+test_ring_reader_going_back_gets_a_download_of_its_own(void **state)
+{
+	struct fx *fx = *state;
+	struct payload *pl;
+	unsigned char *raw;
+	size_t size;
+	char id[128];
+
+	emu_seed(fx->emu, "fanout", 40 * MIB + 1, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
+	fx->ps = manager(fx, 4 * MIB, 0);
+	emu_forget_requests(fx->emu);
+	pl = open_output(fx->ps, id, size);
+	assert_true(read_range(pl, raw, 0, 36 * MIB));
+	assert_true(read_range(pl, raw, 0, 2 * MIB)); /* long gone from the ring */
+	assert_true(read_range(pl, raw, 2 * MIB, size));
+	payload_close(pl);
+	assert_int_equal(calls(fx, "StreamThreadResult", 2), 2);
+	free(raw);
+}
+
+/* A reader that stops reading holds the others back only for a while:
+ * then the download goes on without it, and when it reads again it
+ * gets its bytes from a download of its own. */
+static void
+test_ring_idle_reader_does_not_hold_the_others_back(void **state)
+{
+	struct fx *fx = *state;
+	struct payload *idle, *busy;
+	unsigned char *raw, b;
+	size_t size;
+	char id[128];
+
+	emu_seed(fx->emu, "fanout", 40 * MIB + 5, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
+	fx->ps = manager(fx, 4 * MIB, 0);
+	emu_forget_requests(fx->emu);
+	idle = open_output(fx->ps, id, size);
+	busy = open_output(fx->ps, id, size);
+	assert_int_equal(payload_read(idle, &b, 1, 0, NULL), 1);
+	assert_int_equal(b, raw[0]);
+	assert_true(read_range(busy, raw, 0, size)); /* about 5 s of waiting in it */
+	assert_true(read_range(idle, raw, 1, size));
+	payload_close(idle);
+	payload_close(busy);
+	assert_int_equal(calls(fx, "StreamThreadResult", 2), 2);
+	free(raw);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1257,6 +1419,10 @@ main(void)
 	    T(test_odd_thread_id_stays_inside_the_cache_directory),
 	    T(test_one_cache_directory_serves_one_manager_at_a_time),
 	    T(test_put_bytes_are_served_without_a_call_and_written_to_the_cache),
+	    T(test_ring_payload_streams_without_touching_the_disk),
+	    T(test_ring_readers_opened_together_share_one_download),
+	    T(test_ring_reader_going_back_gets_a_download_of_its_own),
+	    T(test_ring_idle_reader_does_not_hold_the_others_back),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
