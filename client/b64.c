@@ -4,10 +4,20 @@
  * time, is one lookup per character into tables that already hold each
  * character's bits in place; anything else (whitespace, padding, a quantum
  * split between feeds, an error) goes through a character-at-a-time path.
+ * On x86-64 CPUs with AVX2, runs of the standard alphabet go 32 characters
+ * at a time first (the method of Muła and Lemire, "Faster Base64 Encoding
+ * and Decoding using AVX2 Instructions", 2018): a block holding anything
+ * else is left to the tables.
  */
 #include <errno.h>
+#include <stdatomic.h>
 
 #include "b64.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define B64_AVX2 1
+#include <immintrin.h>
+#endif
 
 /* Classes of the slow path, past the 64 values. */
 #define PAD 64
@@ -43,6 +53,76 @@ static const uint32_t t2[256] = {R256(F2)};
 static const uint32_t t3[256] = {R256(F3)};
 static const unsigned char cls[256] = {R256(CLS)};
 
+#ifdef B64_AVX2
+/* Decodes whole blocks of 32 standard-alphabet characters into 24 bytes
+ * each while at least 44 characters remain (each store writes 32 bytes, and
+ * dst has room for what n characters decode to); stops at the first block
+ * holding any other character. Returns the characters consumed. */
+__attribute__((target("avx2"))) static size_t
+dec_avx2(const unsigned char *s, size_t n, unsigned char *dst)
+{
+	/* lo and hi: a bit per class of the low and high nibble; a character
+	 * of the alphabet has none in common. roll: what to add to a
+	 * character to make its value, by its high nibble ('/' apart). */
+	const __m256i lut_lo =
+	    _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A,
+	                     0x1B, 0x1B, 0x1B, 0x1A, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+	                     0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A);
+	const __m256i lut_hi =
+	    _mm256_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10,
+	                     0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08,
+	                     0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
+	const __m256i lut_roll =
+	    _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 19, 4,
+	                     -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+	const __m256i mask_2f = _mm256_set1_epi8(0x2f);
+	/* 6-bit values to 3 bytes a quadruple, packed at the front of each lane */
+	const __m256i pack =
+	    _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5,
+	                     4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+	const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, -1, -1);
+	size_t i = 0;
+
+	for (; n - i >= 44; i += 32, dst += 24) {
+		__m256i str = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+		__m256i hi_nib = _mm256_and_si256(_mm256_srli_epi32(str, 4), mask_2f);
+		__m256i lo_nib = _mm256_and_si256(str, mask_2f);
+		__m256i hi = _mm256_shuffle_epi8(lut_hi, hi_nib);
+		__m256i lo = _mm256_shuffle_epi8(lut_lo, lo_nib);
+		__m256i roll, out;
+
+		if (!_mm256_testz_si256(lo, hi))
+			break;
+		roll = _mm256_shuffle_epi8(
+		    lut_roll, _mm256_add_epi8(_mm256_cmpeq_epi8(str, mask_2f), hi_nib));
+		str = _mm256_add_epi8(str, roll);
+		/* 00aaaaaa 00bbbbbb ... to aaaaaabb bbbbcccc ccdddddd */
+		out = _mm256_maddubs_epi16(str, _mm256_set1_epi32(0x01400140));
+		out = _mm256_madd_epi16(out, _mm256_set1_epi32(0x00011000));
+		out = _mm256_shuffle_epi8(out, pack);
+		out = _mm256_permutevar8x32_epi32(out, lanes);
+		_mm256_storeu_si256((__m256i *)(void *)dst, out);
+	}
+	return i;
+}
+
+/* 1 when the CPU has AVX2, 0 when not, -1 before the first look. */
+static atomic_int have_avx2 = -1;
+
+static bool
+use_avx2(void)
+{
+	int v = atomic_load_explicit(&have_avx2, memory_order_relaxed);
+
+	if (v < 0) {
+		__builtin_cpu_init();
+		v = __builtin_cpu_supports("avx2") ? 1 : 0;
+		atomic_store_explicit(&have_avx2, v, memory_order_relaxed);
+	}
+	return v == 1;
+}
+#endif
+
 void
 b64_dec_init(struct b64_dec *d)
 {
@@ -63,6 +143,14 @@ b64_dec_feed(struct b64_dec *d, const char *src, size_t n, unsigned char *dst, s
 		return -EINVAL;
 	while (i < n) {
 		if (d->nacc == 0 && d->npad == 0) {
+#ifdef B64_AVX2
+			if (n - i >= 44 && use_avx2()) {
+				size_t used = dec_avx2(s + i, n - i, dst + o);
+
+				i += used;
+				o += used / 4 * 3;
+			}
+#endif
 			while (n - i >= 4) {
 				uint32_t x = t0[s[i]] | t1[s[i + 1]] | t2[s[i + 2]] | t3[s[i + 3]];
 
