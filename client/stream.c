@@ -235,6 +235,30 @@ remote_error(struct stream *p, json_t *o)
 static const char placeholder[] = "\"\\u0000scriptum:big\"";
 static const char placeholder_value[] = "\0scriptum:big";
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+/* plain_ascii() 32 bytes at a time: as signed bytes, those outside
+ * 0x20..0x7f are exactly those below 0x20. */
+__attribute__((target("avx2"))) static bool
+plain_ascii_avx2(const char *s, size_t n, size_t *done)
+{
+	const __m256i limit = _mm256_set1_epi8(0x20);
+	__m256i bad = _mm256_setzero_si256();
+	size_t i = 0;
+
+	for (; n - i >= 32; i += 32) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+
+		bad = _mm256_or_si256(bad, _mm256_cmpgt_epi8(limit, v));
+		if ((i & 4095) == 0 && !_mm256_testz_si256(bad, bad))
+			return false;
+	}
+	*done = i;
+	return _mm256_testz_si256(bad, bad);
+}
+#endif
+
 /* Whether n bytes are all 0x20..0x7f: valid in a JSON string as they are. */
 static bool
 plain_ascii(const char *s, size_t n)
@@ -243,6 +267,10 @@ plain_ascii(const char *s, size_t n)
 	uint64_t bad = 0, w;
 	size_t i = 0;
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	if (__builtin_cpu_supports("avx2") && !plain_ascii_avx2(s, n, &i))
+		return false;
+#endif
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&w, s + i, 8);
 		/* A high bit, or a byte below 0x20 (exact for words without high bits). */

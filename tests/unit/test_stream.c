@@ -687,6 +687,16 @@ test_stream_big_strings_parse_as_jansson_does(void **state)
 	m = big_message("{\"d\":\"%s\x01\",\"e\":\"%.5s\"}", 40000);
 	check_big(m, -EPROTO);
 	free(m);
+	/* ... wherever it is in the string (the checks go 32 bytes at a time) */
+	m = big_message("{\"d\":\"%.20001s\x1f%s\",\"e\":1}", 40000);
+	check_big(m, -EPROTO);
+	free(m);
+	m = big_message("{\"d\":\"%.20003s\x80%s\",\"e\":1}", 40000);
+	check_big(m, -EPROTO);
+	free(m);
+	m = big_message("{\"d\":\"%.20005s\xc3\xa9\x7f%s\",\"e\":1}", 40000);
+	check_big(m, 0);
+	free(m);
 	/* A value that looks like the parser's own stand-in. */
 	m = big_message("{\"p\":\"\\u0000scriptum:big\",\"d\":\"%s\",\"e\":\"%.5s\"}", 40000);
 	check_big(m, 0);
