@@ -349,6 +349,8 @@ def bench_fs_big():
           "cache dir per cold run)" % RUNS)
     row("cold cat vs curl of the result stream, output bytes/s", GiB / cold_t / 1e9,
         "GB/s", GiB / curl_t / 1e9, ">= 0.8x curl", curl_t / cold_t >= 0.8)
+    print("    (each run, curl / cold cat: %s)" % ", ".join(
+        "%.2f / %.2f s" % (c, t) for c, t in zip(curl_s, cold_s)))
     print(f"    (both as 1 GiB of output over the time taken; curl -o /dev/null moved "
           f"{wire_bytes / GiB:.2f}x that on the wire, JSON + base64)")
     row("warm re-read (cat) vs cat of a local copy", GiB / warm_t / 1e9, "GB/s",
