@@ -60,6 +60,10 @@
 #define WHY_MAX     320
 /* put bytes waiting for the writer, at most: past this a put is not kept */
 #define PUT_PENDING_MAX ((uint64_t)32 << 20)
+/* the writer waits for puts to pause this long (or for half of the above)
+ * before it makes their files: a `grep -r` sweeping many small outputs is
+ * not slowed by file creation competing for the CPU */
+#define PUT_QUIET_MS 200
 /* A payload larger than cache_size / KEEP_SHARE is not kept: it streams
  * through a ring of RING_BYTES in memory and never touches the disk. */
 #define KEEP_SHARE 4
@@ -254,6 +258,7 @@ struct payloads {
 	/* the writer of put payloads' files, off the caller's path */
 	struct pentry *wq_head, *wq_tail;
 	uint64_t wq_bytes;
+	int64_t last_put_ms;
 	pthread_cond_t wq_cond;
 	bool have_writer;
 	pthread_t writer;
@@ -1082,6 +1087,8 @@ download_start(struct payloads *ps, const struct payload_key *k, bool step,
 static void
 writer_enqueue(struct payloads *ps, struct pentry *e)
 {
+	bool was_empty = ps->wq_head == NULL;
+
 	e->pending = true;
 	e->wnext = NULL;
 	if (ps->wq_tail != NULL)
@@ -1090,7 +1097,10 @@ writer_enqueue(struct payloads *ps, struct pentry *e)
 		ps->wq_head = e;
 	ps->wq_tail = e;
 	ps->wq_bytes += e->size;
-	pthread_cond_signal(&ps->wq_cond);
+	/* a writer with work waits in short naps already: only an idle one,
+	 * or one that must not wait any more, needs waking */
+	if (was_empty || ps->wq_bytes >= PUT_PENDING_MAX / 2)
+		pthread_cond_signal(&ps->wq_cond);
 }
 
 /* Makes e's cache file from its bytes in memory; 0 or -errno, and returns
@@ -1151,6 +1161,19 @@ writer_main(void *arg)
 			pthread_cond_wait(&ps->wq_cond, &ps->lock);
 			continue;
 		}
+		if (!ps->closing && ps->wq_bytes < PUT_PENDING_MAX / 2 &&
+		    fs_now_ms() - ps->last_put_ms < PUT_QUIET_MS) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&ps->wq_cond, &ps->lock, &ts);
+			continue;
+		}
 		ps->wq_head = e->wnext;
 		if (ps->wq_head == NULL)
 			ps->wq_tail = NULL;
@@ -1190,8 +1213,8 @@ payloads_put(struct payloads *ps, const struct payload_key *k, const void *data,
 
 	if (k == NULL || k->thread_id == NULL || k->thread_id[0] == '\0')
 		return -EINVAL;
-	if (len == 0 || len > ps->cache_size || len > PUT_PENDING_MAX)
-		return 0;
+	if (len == 0 || len > ps->cache_size / KEEP_SHARE || len > PUT_PENDING_MAX)
+		return 0; /* not kept, as a download of it would not be */
 	step = k->step_path != NULL && k->step_path[0] != '\0';
 	key_name(k, step, digest, name);
 	if ((e = entry_new(ps, digest, name)) == NULL || (e->mem = malloc(len)) == NULL) {
@@ -1217,6 +1240,7 @@ payloads_put(struct payloads *ps, const struct payload_key *k, const void *data,
 	index_insert(ps, e);
 	ps->st.cache_bytes += len;
 	ps->st.cache_files++;
+	ps->last_put_ms = fs_now_ms();
 	writer_enqueue(ps, e);
 	pthread_mutex_unlock(&ps->lock);
 	return 0;
