@@ -305,9 +305,9 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 {
 	struct fsm *m = fsm_of(req);
 	struct tree_file *f = (struct tree_file *)(uintptr_t)fi->fh;
+	struct payload_where w;
 	char *buf;
 	ssize_t n;
-	int fd;
 
 	(void)ino;
 	if (size > READ_MAX)
@@ -317,16 +317,20 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 		return;
 	}
 	fuse_req_interrupt_func(req, on_interrupt, f);
-	n = tree_read(m, f, buf, size, off, &fd);
+	n = tree_read(m, f, buf, size, off, &w);
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
-	} else if (fd >= 0) {
+	} else if (w.n > 0) {
+		/* from the memory the payload streams through, held meanwhile */
+		fuse_reply_iov(req, w.iov, w.n);
+		tree_read_done(f, &w);
+	} else if (w.fd >= 0) {
 		/* from the cache file's pages to the kernel's, with no copy
 		 * through ours (spliced where the kernel allows) */
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)n);
 
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = fd;
+		bv.buf[0].fd = w.fd;
 		bv.buf[0].pos = off;
 		fuse_reply_data(req, &bv, 0);
 	} else {

@@ -225,6 +225,7 @@ struct pentry {
 	uint64_t ringcap;
 	uint64_t tail;
 	struct payload *readers;
+	struct payload_where *pins; /* replies sent from the ring right now */
 
 	/* a put's bytes (payloads_put), served from memory until the writer
 	 * has made its file; kept for good if that failed */
@@ -569,7 +570,7 @@ detach(struct payloads *ps, struct pentry *e)
 static void
 release_if_unused(struct pentry *e)
 {
-	if (!e->attached && e->handles == 0 && !e->thread_live && !e->pending)
+	if (!e->attached && e->handles == 0 && !e->thread_live && !e->pending && e->pins == NULL)
 		entry_free(e);
 }
 
@@ -658,6 +659,10 @@ static uint64_t
 ring_floor(const struct pentry *e, int64_t now)
 {
 	uint64_t floor = UINT64_MAX;
+
+	for (const struct payload_where *w = e->pins; w != NULL; w = w->next)
+		if (w->off < floor)
+			floor = w->off;
 
 	for (const struct payload *h = e->readers; h != NULL; h = h->rnext) {
 		uint64_t keep;
@@ -1540,15 +1545,26 @@ ring_restart(struct payloads *ps, struct payload *pl)
 	return 0;
 }
 
-/* Copies want bytes at off out of a ring that holds them (lock held). */
+/* Points w at want bytes at off of a ring that holds them, and keeps the
+ * download from overwriting them until payload_done() (lock held). */
 static void
-ring_copy(const struct pentry *e, void *buf, size_t want, uint64_t off)
+ring_pin(struct pentry *e, struct payload_where *w, size_t want, uint64_t off)
 {
 	uint64_t at = off % e->ringcap;
 	size_t first = want < e->ringcap - at ? want : (size_t)(e->ringcap - at);
 
-	memcpy(buf, e->ring + at, first);
-	memcpy((char *)buf + first, e->ring, want - first);
+	w->iov[0].iov_base = e->ring + at;
+	w->iov[0].iov_len = first;
+	w->n = 1;
+	if (want > first) {
+		w->iov[1].iov_base = e->ring;
+		w->iov[1].iov_len = want - first;
+		w->n = 2;
+	}
+	w->e = e;
+	w->off = off;
+	w->next = e->pins;
+	e->pins = w;
 }
 
 int
@@ -1639,21 +1655,30 @@ pread_full(int fd, void *buf, size_t len, uint64_t off)
 ssize_t
 payload_read(struct payload *pl, void *buf, size_t len, uint64_t off, const atomic_bool *cancelled)
 {
-	int fd;
-	ssize_t n = payload_read_fd(pl, buf, len, off, cancelled, &fd);
+	struct payload_where w;
+	ssize_t n = payload_read_at(pl, buf, len, off, cancelled, &w);
 
-	return n > 0 && fd >= 0 ? pread_full(fd, buf, (size_t)n, off) : n;
+	if (n > 0 && w.fd >= 0)
+		return pread_full(w.fd, buf, (size_t)n, off);
+	if (n > 0 && w.n > 0) {
+		memcpy(buf, w.iov[0].iov_base, w.iov[0].iov_len);
+		if (w.n > 1)
+			memcpy((char *)buf + w.iov[0].iov_len, w.iov[1].iov_base, w.iov[1].iov_len);
+		payload_done(pl, &w);
+	}
+	return n;
 }
 
 ssize_t
-payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
-                const atomic_bool *cancelled, int *fd)
+payload_read_at(struct payload *pl, void *buf, size_t len, uint64_t off,
+                const atomic_bool *cancelled, struct payload_where *w)
 {
 	struct payloads *ps = pl->ps;
 	struct pentry *e;
 	size_t want;
 
-	*fd = -1;
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
 	if (pl->inl && pl->len != pl->size)
 		return -EIO;
 	if (off >= pl->size || len == 0)
@@ -1701,7 +1726,7 @@ payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
 		pthread_cond_wait(&e->cond, &ps->lock);
 	}
 	if (e->ringed) {
-		ring_copy(e, buf, want, off);
+		ring_pin(e, w, want, off);
 		if (off + want > pl->pos) {
 			pl->pos = off + want;
 			pthread_cond_broadcast(&e->cond);
@@ -1709,10 +1734,31 @@ payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
 	} else if (e->mem != NULL) {
 		memcpy(buf, e->mem + off, want);
 	} else {
-		*fd = e->fd;
+		w->fd = e->fd;
 	}
 	pthread_mutex_unlock(&ps->lock);
 	return (ssize_t)want;
+}
+
+void
+payload_done(struct payload *pl, struct payload_where *w)
+{
+	struct pentry *e = w->e;
+
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&pl->ps->lock);
+	for (struct payload_where **pp = &e->pins; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	w->e = NULL;
+	w->n = 0;
+	pthread_cond_broadcast(&e->cond); /* the download may go on */
+	release_if_unused(e);
+	pthread_mutex_unlock(&pl->ps->lock);
 }
 
 void

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "api.h"
 #include "model.h"
@@ -92,15 +93,30 @@ ssize_t payload_read(struct payload *pl, void *buf, size_t len, uint64_t off,
  */
 int payloads_put(struct payloads *ps, const struct payload_key *k, const void *data, size_t len);
 
+/* Where a read's bytes are when they were not copied into its buffer. */
+struct payload_where {
+	int fd;              /* >= 0: in this file, at the offset read */
+	struct iovec iov[2]; /* n > 0: in memory here, unchanged until payload_done() */
+	int n;
+	/* private */
+	void *e;
+	uint64_t off;
+	struct payload_where *next;
+};
+
 /*
- * As payload_read(), but bytes that are in a cache file are not copied:
- * *fd is then that file's descriptor (good while the handle is open) and
- * the return value how many bytes to take from it at off, for a reply
- * spliced from the file. Bytes held in memory are copied into buf, and *fd
- * is -1.
+ * As payload_read(), but copying nothing it need not: bytes in a cache
+ * file are left there (w->fd, good while the handle is open, for a reply
+ * spliced from the file), bytes of a payload streaming through memory are
+ * pointed at (w->iov, held until payload_done()); only others are copied
+ * into buf (w->fd is -1 and w->n 0). The return value is the byte count in
+ * any case.
  */
-ssize_t payload_read_fd(struct payload *pl, void *buf, size_t len, uint64_t off,
-                        const atomic_bool *cancelled, int *fd);
+ssize_t payload_read_at(struct payload *pl, void *buf, size_t len, uint64_t off,
+                        const atomic_bool *cancelled, struct payload_where *w);
+
+/* Lets go of the memory a payload_read_at() pointed at. Any thread. */
+void payload_done(struct payload *pl, struct payload_where *w);
 
 /* Wakes every reader waiting on pl so they look at their cancelled flag
  * (for a FUSE interrupt). Any thread. */

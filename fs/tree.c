@@ -1553,9 +1553,11 @@ tree_release(struct fsm *m, struct tree_file *f)
 }
 
 ssize_t
-tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off, int *fd)
+tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off,
+          struct payload_where *w)
 {
-	*fd = -1;
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
 	if (off < 0)
 		return -EINVAL;
 	switch (f->kind) {
@@ -1567,13 +1569,20 @@ tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off, 
 		memcpy(buf, f->buf + off, len);
 		return (ssize_t)len;
 	case F_PAYLOAD:
-		return payload_read_fd(f->pl, buf, len, (uint64_t)off, &f->cancelled, fd);
+		return payload_read_at(f->pl, buf, len, (uint64_t)off, &f->cancelled, w);
 	case F_WRITE:
 		return wfile_read(f->w, buf, len, off);
 	case F_EVENTS:
 		return watches_read(m->watches, f->thread, buf, len, (uint64_t)off);
 	}
 	return -EIO;
+}
+
+void
+tree_read_done(struct tree_file *f, struct payload_where *w)
+{
+	if (f->kind == F_PAYLOAD)
+		payload_done(f->pl, w);
 }
 
 void

@@ -101,10 +101,12 @@ void tree_release(struct fsm *m, struct tree_file *f);
 
 /* Reads at off into buf: bytes read (short only at the end) or -errno.
  * *cancelled may be set from another thread (a FUSE interrupt) with
- * tree_interrupt() waking the reader. When the bytes are in a cache file
- * they are not copied: *fd is its descriptor, to splice the count returned
- * from at off (good until the file is released); else *fd is -1. */
-ssize_t tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off, int *fd);
+ * tree_interrupt() waking the reader. A payload's bytes may be left where
+ * they are instead (see payload_read_at()): in a cache file (w->fd >= 0) or
+ * in memory (w->n > 0, held until tree_read_done()). */
+ssize_t tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off,
+                  struct payload_where *w);
+void tree_read_done(struct tree_file *f, struct payload_where *w);
 void tree_interrupt(struct tree_file *f);
 
 ssize_t tree_write(struct fsm *m, struct tree_file *f, const void *buf, size_t len, off_t off);
