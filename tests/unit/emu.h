@@ -24,10 +24,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 struct emu;
+
+/* Helpers of every test: a monotonic clock in ms, and a sleep. */
+int64_t emu_now_ms(void);
+void emu_sleep_ms(int ms);
 
 /* Whether $SCRIPTUM_EMULATOR names an emulator; a test that wants one to be
  * given, and not the default path, skip()s without. */

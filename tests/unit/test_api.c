@@ -37,24 +37,6 @@
 #define JSON   "application/json"
 #define NDJSON "application/x-ndjson"
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* ---- the canned server ---- */
 
 /*
@@ -1343,7 +1325,7 @@ abort_later(void *arg)
 {
 	struct later *l = arg;
 
-	sleep_ms(l->ms);
+	emu_sleep_ms(l->ms);
 	http_abort(l->abort);
 	return NULL;
 }
@@ -1362,10 +1344,10 @@ test_watch_aborted_from_another_thread_is_eintr_at_once(void **state)
 	serve(fx, reply_stream(FRAME_NDJSON_WRAPPED, END_CUT, MSGS(EVENT("STATUS", "RUNNING"))));
 	assert_non_null(fx->abort = http_abort_new());
 	l.abort = fx->abort;
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	assert_int_equal(pthread_create(&t, NULL, abort_later, &l), 0);
 	rc = api_watch(fx->a, "th_1", NULL, on_event, &fx->seen, HTTP_NONE, fx->abort, &fx->e);
-	took = now_ms() - t0;
+	took = emu_now_ms() - t0;
 	pthread_join(t, NULL);
 	assert_int_equal(rc, -EINTR);
 	assert_int_equal(fx->e.err, EINTR);

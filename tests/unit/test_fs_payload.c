@@ -42,24 +42,6 @@ struct fx {
 	char cache[160]; /* the cache directory, inside the emulator's */
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* ---- fixture ---- */
 
 static int
@@ -210,7 +192,7 @@ settle(struct payloads *ps)
 		payloads_stats(ps, &st);
 		if (st.active == 0)
 			return;
-		sleep_ms(10);
+		emu_sleep_ms(10);
 	}
 	fail_msg("a download is still running");
 }
@@ -847,7 +829,7 @@ blocked_main(void *arg)
 	unsigned char buf[4096];
 
 	b->rc = payload_read(b->pl, buf, sizeof(buf), b->off, &b->cancelled);
-	b->ended_ms = now_ms();
+	b->ended_ms = emu_now_ms();
 	atomic_store(&b->done, true);
 	return NULL;
 }
@@ -877,14 +859,14 @@ test_cancelled_reader_of_a_stalled_download_returns_eintr_promptly(void **state)
 	atomic_init(&b.done, false);
 	assert_int_equal(payload_read(b.pl, buf, sizeof(buf), 0, NULL), sizeof(buf));
 	assert_int_equal(pthread_create(&th, NULL, blocked_main, &b), 0);
-	sleep_ms(300);
+	emu_sleep_ms(300);
 	assert_false(atomic_load(&b.done));
 	/* a wake without the flag changes nothing */
 	payload_wake(b.pl);
-	sleep_ms(100);
+	emu_sleep_ms(100);
 	assert_false(atomic_load(&b.done));
 
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	atomic_store(&b.cancelled, true);
 	payload_wake(b.pl);
 	pthread_join(th, NULL);
@@ -892,11 +874,11 @@ test_cancelled_reader_of_a_stalled_download_returns_eintr_promptly(void **state)
 	assert_true(b.ended_ms - t0 < 500);
 
 	/* closing the last handle aborts the transfer and drops the partial file */
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	payload_close(b.pl);
 	payloads_free(fx->ps);
 	fx->ps = NULL;
-	assert_true(now_ms() - t0 < 1000);
+	assert_true(emu_now_ms() - t0 < 1000);
 	cache_files(fx, &files, &parts, &bytes);
 	assert_int_equal(files, 0);
 
@@ -934,16 +916,16 @@ test_closing_the_last_handle_of_a_stalled_download_aborts_it(void **state)
 	/* another handle still reads: the download goes on */
 	payloads_stats(fx->ps, &st);
 	assert_int_equal(st.active, 1);
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	payload_close(pl2);
 	for (int i = 0; i < 100; i++) {
 		payloads_stats(fx->ps, &st);
 		if (st.active == 0)
 			break;
-		sleep_ms(10);
+		emu_sleep_ms(10);
 	}
 	assert_int_equal(st.active, 0);
-	assert_true(now_ms() - t0 < 1000);
+	assert_true(emu_now_ms() - t0 < 1000);
 	assert_int_equal(st.downloads_failed, 0); /* nobody wanted it: not a failure */
 	cache_files(fx, &files, &parts, &bytes);
 	assert_int_equal(files, 0);
@@ -951,10 +933,10 @@ test_closing_the_last_handle_of_a_stalled_download_aborts_it(void **state)
 	/* the next open starts a new download, which completes once the server is well */
 	emu_faults(fx->emu, "{}");
 	read_and_check(fx->ps, id, raw, size);
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	payloads_free(fx->ps);
 	fx->ps = NULL;
-	assert_true(now_ms() - t0 < 1000);
+	assert_true(emu_now_ms() - t0 < 1000);
 	free(raw);
 }
 
@@ -977,10 +959,10 @@ test_payloads_free_aborts_a_stalled_download_promptly(void **state)
 	/* the handle is closed first, as payloads_free() wants; the thread is
 	 * maybe still winding down */
 	payload_close(pl);
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	payloads_free(fx->ps);
 	fx->ps = NULL;
-	assert_true(now_ms() - t0 < 1000);
+	assert_true(emu_now_ms() - t0 < 1000);
 }
 
 static void
@@ -999,9 +981,9 @@ test_download_silent_for_stall_ms_fails(void **state)
 	    fx->emu,
 	    "{\"stallAfterBytes\": 500000, \"stallMs\": 5000, \"match\": \"/result/stream\"}");
 	pl = open_output(fx->ps, id, 8 * MIB);
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	assert_int_equal(payload_read(pl, buf, sizeof(buf), 7 * MIB, NULL), -EIO);
-	assert_true(now_ms() - t0 < 3000);
+	assert_true(emu_now_ms() - t0 < 3000);
 	payload_error(pl, err, sizeof(err));
 	assert_non_null(strstr(err, "StreamThreadResult"));
 	assert_non_null(strstr(err, "no byte for 300 ms"));
@@ -1202,7 +1184,7 @@ test_put_bytes_are_served_without_a_call_and_written_to_the_cache(void **state)
 		cache_files(fx, &files, &parts, &cbytes);
 		if (files == 1)
 			break;
-		sleep_ms(10);
+		emu_sleep_ms(10);
 	}
 	assert_int_equal(files, 1);
 	assert_int_equal(parts, 0);

@@ -33,15 +33,6 @@ struct fx {
 	struct errlog *log;
 };
 
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static int
 setup(void **state)
 {
@@ -171,7 +162,7 @@ static void
 wait_status(struct fx *fx, const char *id, enum model_thread_status s)
 {
 	for (int i = 0; i < 1000 && status_of(fx, id) != s; i++)
-		sleep_ms(10);
+		emu_sleep_ms(10);
 	assert_int_equal(status_of(fx, id), s);
 }
 

@@ -42,24 +42,6 @@ struct fx {
 	struct http_client *c; /* the client under test, default options */
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* Options for a test client: short back-off so retries cost little. */
 static struct http_options
 opts(const struct fx *fx)
@@ -330,9 +312,9 @@ test_retry_after_is_honoured(void **state)
 	int64_t t0;
 
 	emu_faults(fx->emu, "{\"errorCount\": 1, \"retryAfter\": 1}");
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	assert_int_equal(get(fx->c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
-	assert_true(now_ms() - t0 >= 950);
+	assert_true(emu_now_ms() - t0 >= 950);
 	assert_int_equal(r.attempts, 2);
 	http_response_clear(&r);
 }
@@ -348,9 +330,9 @@ test_unavailable_past_the_deadline_is_eagain(void **state)
 
 	emu_faults(fx->emu, "{\"errorRate\": 1, \"errorStatus\": 429}");
 	rq.deadline_ms = 600;
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EAGAIN);
-	assert_true(now_ms() - t0 < 1500);
+	assert_true(emu_now_ms() - t0 < 1500);
 	assert_true(r.attempts >= 2);
 	assert_int_equal(e.err, EAGAIN);
 	assert_int_equal(e.http_status, 429);
@@ -366,12 +348,12 @@ test_unavailable_past_the_deadline_is_eagain(void **state)
 	rq.body = "{\"scriptName\": \"echo\"}";
 	rq.body_len = strlen(rq.body);
 	rq.deadline_ms = 1500;
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EAGAIN);
 	assert_int_equal(r.attempts, 2);
 	assert_int_equal(e.http_status, 503);
 	/* Retry-After 1 s fits once in 1.5 s, not twice: it gives up at once */
-	assert_true(now_ms() - t0 < 1450);
+	assert_true(emu_now_ms() - t0 < 1450);
 	http_response_clear(&r);
 }
 
@@ -491,9 +473,9 @@ test_deadline_exceeded_is_etimedout(void **state)
 
 	emu_faults(fx->emu, "{\"latencyMs\": 1000}");
 	rq.deadline_ms = 250;
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -ETIMEDOUT);
-	dt = now_ms() - t0;
+	dt = emu_now_ms() - t0;
 	assert_true(dt >= 240 && dt < 700);
 	assert_int_equal(e.exit_code, 8);
 	assert_int_equal(e.http_status, 0);
@@ -606,9 +588,9 @@ test_stalled_stream_is_aborted_after_the_stall_time(void **state)
 	stream_req(&rq, path, sizeof(path), id, &s);
 	rq.deadline_ms = HTTP_NONE;
 	rq.stall_ms = 300;
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -ETIMEDOUT);
-	dt = now_ms() - t0;
+	dt = emu_now_ms() - t0;
 	assert_true(dt >= 290 && dt < 1000);
 	assert_non_null(strstr(e.message, "no data"));
 	assert_int_equal(s.bytes, 0);
@@ -670,8 +652,8 @@ aborter_run(void *arg)
 {
 	struct aborter *ab = arg;
 
-	sleep_ms(ab->after_ms);
-	ab->fired_at = now_ms();
+	emu_sleep_ms(ab->after_ms);
+	ab->fired_at = emu_now_ms();
 	http_abort(ab->a);
 	return NULL;
 }
@@ -698,7 +680,7 @@ test_abort_ends_a_stalled_transfer_at_once(void **state)
 	rq.abort = ab.a;
 	assert_int_equal(pthread_create(&t, NULL, aborter_run, &ab), 0);
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EINTR);
-	done = now_ms();
+	done = emu_now_ms();
 	pthread_join(t, NULL);
 	assert_true(done - ab.fired_at < 100);
 	assert_int_equal(e.exit_code, 1);
@@ -728,7 +710,7 @@ test_abort_interrupts_the_back_off(void **state)
 	rq.deadline_ms = 10000;
 	assert_int_equal(pthread_create(&t, NULL, aborter_run, &ab), 0);
 	assert_int_equal(http_do(fx->c, &rq, &r, &e), -EINTR);
-	done = now_ms();
+	done = emu_now_ms();
 	pthread_join(t, NULL);
 	assert_true(done - ab.fired_at < 100);
 	assert_int_equal(r.attempts, 1);
@@ -762,9 +744,9 @@ test_dead_server_is_eio_within_the_deadline(void **state)
 	o.endpoint = url;
 	c = client(&o);
 	rq.deadline_ms = 1000;
-	t0 = now_ms();
+	t0 = emu_now_ms();
 	assert_int_equal(http_do(c, &rq, &r, &e), -EIO);
-	dt = now_ms() - t0;
+	dt = emu_now_ms() - t0;
 	assert_true(dt < 1100);
 	assert_true(r.attempts >= 2); /* refused connections are retried */
 	assert_int_equal(e.exit_code, 9);
@@ -1061,7 +1043,7 @@ test_oauth_token_is_refreshed_before_it_expires(void **state)
 	assert_int_equal(get(c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
 	assert_int_equal(get(c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
 	assert_int_equal(tokensrv_requests(&ts), 1);
-	sleep_ms(600);
+	emu_sleep_ms(600);
 	assert_int_equal(get(c, "ListScripts", "/v1/scriptum/scripts", &r, NULL), 0);
 	assert_int_equal(tokensrv_requests(&ts), 2);
 	assert_int_equal(r.attempts, 1); /* no 401 needed */
