@@ -64,10 +64,13 @@
  * before it makes their files: a `grep -r` sweeping many small outputs is
  * not slowed by file creation competing for the CPU */
 #define PUT_QUIET_MS 200
-/* A payload larger than cache_size / KEEP_SHARE is not kept: it streams
- * through a ring of RING_BYTES in memory and never touches the disk. */
-#define KEEP_SHARE 4
-#define RING_BYTES ((uint64_t)16 << 20)
+/* A payload larger than RING_BYTES, or than the whole cache, streams
+ * through a ring of RING_BYTES in memory; one that fits the cache is
+ * written behind it to its cache file with O_DIRECT (so it costs no copy
+ * into the page cache), DIRECT_MAX bytes a write. */
+#define RING_BYTES   ((uint64_t)16 << 20)
+#define DIRECT_MAX   ((uint64_t)1 << 20)
+#define DIRECT_ALIGN 4096
 /* bytes a ring keeps behind each reader (the kernel's readahead may ask
  * for them out of order), and how long a reader that does not read may
  * hold the download back */
@@ -215,10 +218,12 @@ struct pentry {
 	char *step_path;          /* owned; NULL: the thread's output */
 	enum model_step_part part;
 
-	/* a payload too large to keep (ringed): no file; the bytes [tail,
-	 * written) are at ring[offset % ringcap]; the download starts with the
-	 * first read (so an open the kernel serves from its pages costs
-	 * nothing) and waits for the slowest of its readers */
+	/* a large payload (ringed): the bytes [tail, written) are at
+	 * ring[offset % ringcap]; the download starts with the first read (so
+	 * an open the kernel serves from its pages costs nothing) and waits for
+	 * the slowest of its readers, and for the writer of its file (keep):
+	 * [0, durable) are in the file, which becomes the cache file when the
+	 * download ends well */
 	bool ringed;
 	bool started;
 	unsigned char *ring;
@@ -226,6 +231,13 @@ struct pentry {
 	uint64_t tail;
 	struct payload *readers;
 	struct payload_where *pins; /* replies sent from the ring right now */
+	bool keep;                  /* written behind to fd's file */
+	int dfd;                    /* that file with O_DIRECT; -1: written through fd */
+	uint64_t durable;
+	bool dfailed; /* writing it failed: not kept */
+	bool dstop;   /* the download failed: the writer stops */
+	bool dwriter_live;
+	pthread_t dwriter;
 
 	/* a put's bytes (payloads_put), served from memory until the writer
 	 * has made its file; kept for good if that failed */
@@ -523,6 +535,7 @@ entry_new(struct payloads *ps, const unsigned char *digest, const char *name)
 	memcpy(e->digest, digest, DIGEST_LEN);
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->fd = -1;
+	e->dfd = -1;
 	pthread_cond_init(&e->cond, NULL);
 	return e;
 }
@@ -533,6 +546,8 @@ entry_free(struct pentry *e)
 {
 	if (e->fd >= 0)
 		close(e->fd);
+	if (e->dfd >= 0)
+		close(e->dfd);
 	http_abort_free(e->abort);
 	free(e->mem);
 	free(e->ring);
@@ -554,9 +569,7 @@ detach(struct payloads *ps, struct pentry *e)
 		return;
 	index_remove(ps, e);
 	lru_remove(ps, e);
-	if (e->ringed) {
-		/* no file, and never counted in the cache */
-	} else if (e->state == P_COMPLETE) {
+	if (e->state == P_COMPLETE) {
 		unlinkat(ps->dirfd, e->name, 0);
 		ps->st.cache_bytes -= e->size;
 		ps->st.cache_files--;
@@ -663,11 +676,14 @@ ring_floor(const struct pentry *e, int64_t now)
 	for (const struct payload_where *w = e->pins; w != NULL; w = w->next)
 		if (w->off < floor)
 			floor = w->off;
+	if (e->keep && !e->dfailed && e->durable < floor)
+		floor = e->durable;
 
 	for (const struct payload *h = e->readers; h != NULL; h = h->rnext) {
 		uint64_t keep;
 
-		if (h->pos == UINT64_MAX ||
+		/* one behind the ring reads the file, or starts anew */
+		if (h->pos == UINT64_MAX || h->pos < e->tail ||
 		    now - h->last_ms >= (h->has_read ? RING_IDLE_MS : RING_FIRST_MS))
 			continue;
 		keep = h->pos > RING_SLACK ? h->pos - RING_SLACK : 0;
@@ -890,6 +906,63 @@ stream_outcome(struct dl *d, int rc, struct http_error *he, char *why, size_t le
 	return -EIO;
 }
 
+/* Frees the ring of an entry that has become a cache file, once no reply
+ * is sent from it (lock held). */
+static void
+ring_free_if_done(struct pentry *e)
+{
+	if (!e->ringed && e->ring != NULL && e->pins == NULL) {
+		free(e->ring);
+		e->ring = NULL;
+	}
+}
+
+/* The writer of a ring's file: writes what the download has put in the
+ * ring, whole aligned blocks with O_DIRECT (the last piece through fd),
+ * until all is written, the download fails, or a write fails. */
+static void *
+dwriter_main(void *arg)
+{
+	struct pentry *e = arg;
+	struct payloads *ps = e->ps;
+
+	pthread_mutex_lock(&ps->lock);
+	while (!e->dstop && !e->abandoned && e->durable < e->size) {
+		uint64_t at = e->durable % e->ringcap, len = e->written - e->durable;
+		bool last;
+		int rc;
+
+		if (len > e->ringcap - at)
+			len = e->ringcap - at;
+		if (len > DIRECT_MAX)
+			len = DIRECT_MAX;
+		last = e->durable + len == e->size;
+		if (!last)
+			len -= len % DIRECT_ALIGN;
+		if (len == 0) {
+			pthread_cond_wait(&e->cond, &ps->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&ps->lock);
+		/* the download does not overwrite [durable, ...) meanwhile */
+		if (e->dfd >= 0 && len % DIRECT_ALIGN == 0)
+			rc = pwrite_full(e->dfd, e->ring + at, len, e->durable);
+		else
+			rc = pwrite_full(e->fd, e->ring + at, len, e->durable);
+		pthread_mutex_lock(&ps->lock);
+		if (rc != 0) {
+			e->dfailed = true;
+		} else {
+			e->durable += len;
+		}
+		pthread_cond_broadcast(&e->cond);
+		if (rc != 0)
+			break;
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return NULL;
+}
+
 /* The end of a download, good or bad: the file becomes the cache file or
  * goes, the readers are told, and the entry is freed if nobody holds it. */
 static void
@@ -904,9 +977,13 @@ download_end(struct pentry *e, bool ok, const char *why)
 	e->thread_live = false;
 	http_abort_free(e->abort); /* no call uses it now, and nobody fires it once !thread_live */
 	e->abort = NULL;
+	if (e->dfd >= 0) {
+		close(e->dfd);
+		e->dfd = -1;
+	}
 	if (ok) {
-		if (e->ringed) {
-			/* too large to keep: its readers finish from the ring */
+		if (e->ringed && (!e->keep || e->dfailed || e->durable != e->size)) {
+			/* not kept: its readers finish from the ring */
 			detach(ps, e);
 		} else if (e->attached) {
 			part_name(e, path);
@@ -914,6 +991,9 @@ download_end(struct pentry *e, bool ok, const char *why)
 				e->state = P_COMPLETE;
 				ps->st.cache_bytes += e->size;
 				ps->st.cache_files++;
+				/* a cache file like any other from now on */
+				e->ringed = false;
+				ring_free_if_done(e);
 			} else {
 				/* the bytes are good for the open handles, just not kept */
 				detach(ps, e);
@@ -973,6 +1053,15 @@ download_main(void *arg)
 			                      on_step, &d, e->abort, &he);
 		rc = stream_outcome(&d, rc, &he, why, sizeof(why));
 	}
+	if (e->dwriter_live) {
+		/* the file is whole (or abandoned) before the download ends */
+		pthread_mutex_lock(&ps->lock);
+		e->dstop = rc != 0;
+		pthread_cond_broadcast(&e->cond);
+		pthread_mutex_unlock(&ps->lock);
+		pthread_join(e->dwriter, NULL);
+		e->dwriter_live = false;
+	}
 	download_end(e, rc == 0, why);
 	return NULL;
 }
@@ -1014,6 +1103,11 @@ download_run(struct payloads *ps, struct pentry *e)
 	pthread_t tid;
 	int rc;
 
+	if (e->keep && !e->dwriter_live) {
+		e->dwriter_live = pthread_create(&e->dwriter, NULL, dwriter_main, e) == 0;
+		if (!e->dwriter_live)
+			e->dfailed = true; /* streamed, just not kept */
+	}
 	e->thread_live = true;
 	e->started = true;
 	e->last_io_ms = fs_now_ms();
@@ -1059,12 +1153,25 @@ download_start(struct payloads *ps, const struct payload_key *k, bool step,
 		return -ENOMEM;
 	}
 	e->unary = !step && size <= (uint64_t)API_UNARY_OUTPUT_MAX;
-	e->ringed = size > ps->cache_size / KEEP_SHARE;
+	e->ringed = size > RING_BYTES || size > ps->cache_size;
 	if (e->ringed) {
 		e->ringcap = size < RING_BYTES ? size : RING_BYTES;
-		if ((e->ring = malloc(e->ringcap)) == NULL) {
+		if (posix_memalign((void **)&e->ring, DIRECT_ALIGN, e->ringcap) != 0) {
+			e->ring = NULL;
 			entry_free(e);
 			return -ENOMEM;
+		}
+		if (size <= ps->cache_size) {
+			/* kept: written behind the ring, without the page cache
+			 * where the file system allows */
+			part_name(e, path);
+			e->fd = openat(ps->dirfd, path,
+			               O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (e->fd >= 0) {
+				e->keep = true;
+				e->dfd = openat(ps->dirfd, path,
+				                O_WRONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW);
+			}
 		}
 	} else {
 		part_name(e, path);
@@ -1218,7 +1325,7 @@ payloads_put(struct payloads *ps, const struct payload_key *k, const void *data,
 
 	if (k == NULL || k->thread_id == NULL || k->thread_id[0] == '\0')
 		return -EINVAL;
-	if (len == 0 || len > ps->cache_size / KEEP_SHARE || len > PUT_PENDING_MAX)
+	if (len == 0 || len > ps->cache_size || len > PUT_PENDING_MAX)
 		return 0; /* not kept, as a download of it would not be */
 	step = k->step_path != NULL && k->step_path[0] != '\0';
 	key_name(k, step, digest, name);
@@ -1692,13 +1799,15 @@ payload_read_at(struct payload *pl, void *buf, size_t len, uint64_t off,
 	}
 	pthread_mutex_lock(&ps->lock);
 	for (;;) {
+		bool from_file = false;
 		int rc = 0;
 
 		e = pl->e;
 		if (e->ringed) {
 			pl->last_ms = fs_now_ms();
 			pl->has_read = true;
-			if (off < e->tail)
+			/* behind the ring: from its file if it has one, else anew */
+			if (off < e->tail && (!e->keep || e->dfailed))
 				rc = ring_restart(ps, pl);
 			e = pl->e;
 			if (rc == 0 && !e->started)
@@ -1707,14 +1816,22 @@ payload_read_at(struct payload *pl, void *buf, size_t len, uint64_t off,
 				pthread_mutex_unlock(&ps->lock);
 				return -EIO;
 			}
+			from_file = off < e->tail;
 			if (pl->pos == UINT64_MAX || off > pl->pos) {
-				pl->pos =
-				    off; /* it holds back no byte below this (less the slack) */
+				/* it holds back no byte below this, less the slack */
+				pl->pos = off;
 				pthread_cond_broadcast(&e->cond);
 			}
 		}
-		if (e->written >= off + want)
+		if (from_file && e->durable >= off + want) {
+			w->fd = e->fd;
+			pthread_mutex_unlock(&ps->lock);
+			return (ssize_t)want;
+		}
+		if (!from_file && e->written >= off + want)
 			break;
+		if (from_file && e->dfailed)
+			continue; /* the file will not have them: start anew */
 		if (e->state == P_FAILED) {
 			pthread_mutex_unlock(&ps->lock);
 			return -EIO;
@@ -1757,6 +1874,7 @@ payload_done(struct payload *pl, struct payload_where *w)
 	w->e = NULL;
 	w->n = 0;
 	pthread_cond_broadcast(&e->cond); /* the download may go on */
+	ring_free_if_done(e);
 	release_if_unused(e);
 	pthread_mutex_unlock(&pl->ps->lock);
 }

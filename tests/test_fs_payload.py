@@ -272,7 +272,7 @@ def test_outputs_that_came_with_metadata_are_kept_on_disk(emu, mount_fs, tmp_pat
 
 
 def test_an_output_too_large_to_keep_streams_through_memory(emu, mount_fs):
-    """With -o cache_size=4M, a 24 MiB output is more than a quarter of the
+    """With -o cache_size=4M, a 24 MiB output is larger than the whole
     cache: cat, head and dd get the API's bytes, eight readers that open it
     together share one download, and nothing is written to the cache
     directory."""
@@ -316,3 +316,32 @@ def test_an_output_too_large_to_keep_streams_through_memory(emu, mount_fs):
     assert got == [want] * 8
     assert settled_calls(emu).get("StreamThreadResult", 0) == 1
     assert os.listdir(fs.cache_dir) == []
+
+
+def test_a_large_output_is_written_behind_its_stream_and_kept(emu, mount_fs, tmp_path):
+    """A 40 MiB output streams through memory and is written to its cache
+    file behind it: dd reading back over what memory holds gets the right
+    bytes with no second download, and after a remount the file serves a
+    read with no stream at all."""
+    cache = str(tmp_path / "cache")
+    size = 40 * MiB + 3
+    tid = emu.seed("echo", outputBytes=size)[0]
+    raw = emu.raw_output(tid)
+    fs = mount_fs(emu, cache_dir=cache)
+    path = fs.thread(tid, "output.json")
+    emu.reset_requests()
+    with open(path, "rb") as f:
+        assert f.read(36 * MiB) == raw[:36 * MiB]
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # kernel pages gone
+        f.seek(MiB)
+        assert f.read(2 * MiB) == raw[MiB:3 * MiB]  # behind the memory: from the file
+        f.seek(36 * MiB)
+        assert f.read() == raw[36 * MiB:]
+    assert settled_calls(emu).get("StreamThreadResult", 0) == 1
+    fs.stop()
+    kept = os.listdir(cache)
+    assert len(kept) == 1 and os.path.getsize(os.path.join(cache, kept[0])) == size, kept
+    fs = mount_fs(emu, cache_dir=cache)
+    emu.reset_requests()
+    assert file_sha256(fs.thread(tid, "output.json")) == raw_output_sha256(emu, tid)
+    assert "StreamThreadResult" not in settled_calls(emu)

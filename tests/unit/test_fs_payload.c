@@ -635,7 +635,7 @@ test_eviction_keeps_the_cache_within_its_size(void **state)
 	struct fx *fx = *state;
 	struct payloads_stats st;
 	unsigned char *raw[6];
-	size_t size[6], sizes[6] = {100000, 100000, 100000, 100000, 100000, 300000};
+	size_t size[6], sizes[6] = {100000, 100000, 100000, 100000, 100000, 500000};
 	char id[6][128];
 	int files, parts;
 	uint64_t bytes;
@@ -644,7 +644,6 @@ test_eviction_keeps_the_cache_within_its_size(void **state)
 		emu_seed(fx->emu, "fanout", sizes[i], id[i], sizeof(id[i]));
 		raw[i] = emu_output(fx->emu, id[i], &size[i]);
 	}
-	/* payloads up to a quarter of the cache (100000) are kept */
 	fx->ps = manager(fx, 400000, 0);
 	for (int i = 0; i < 5; i++)
 		read_and_check(fx->ps, id[i], raw[i], size[i]);
@@ -663,8 +662,8 @@ test_eviction_keeps_the_cache_within_its_size(void **state)
 	read_and_check(fx->ps, id[0], raw[0], size[0]);
 	assert_int_equal(calls(fx, NULL, 1), 1);
 
-	/* more than a quarter of the cache: it streams through memory and
-	 * never reaches the disk, nor takes the others' place */
+	/* larger than the whole cache: it streams through memory and never
+	 * reaches the disk, nor takes the others' place */
 	emu_forget_requests(fx->emu);
 	read_and_check(fx->ps, id[5], raw[5], size[5]);
 	assert_int_equal(calls(fx, NULL, 1), 1);
@@ -1239,9 +1238,9 @@ read_range(struct payload *pl, const unsigned char *want, size_t from, size_t to
 	return same;
 }
 
-/* A payload over a quarter of cache_size streams through memory: every
- * byte right, no file in the cache directory, and an open closed without
- * a read (the kernel had the pages) costs no request at all. */
+/* A payload larger than the cache streams through memory: every byte
+ * right, no file in the cache directory, and an open closed without a read
+ * (the kernel had the pages) costs no request at all. */
 static void
 test_ring_payload_streams_without_touching_the_disk(void **state)
 {
@@ -1372,6 +1371,73 @@ test_ring_idle_reader_does_not_hold_the_others_back(void **state)
 	free(raw);
 }
 
+/* A large payload that fits the cache is written behind its ring: the
+ * cache file is whole when the download ends, a reader going back reads it
+ * rather than starting a download, and the next open is a cache hit. */
+static void
+test_ring_payload_that_fits_is_written_behind_and_kept(void **state)
+{
+	struct fx *fx = *state;
+	struct payloads_stats st;
+	struct payload *pl;
+	unsigned char *raw;
+	int files, parts;
+	uint64_t bytes;
+	size_t size;
+	char id[128];
+
+	emu_seed(fx->emu, "fanout", 40 * MIB + 4097, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
+	fx->ps = manager(fx, 64 * MIB, 0);
+	emu_forget_requests(fx->emu);
+	pl = open_output(fx->ps, id, size);
+	assert_true(read_range(pl, raw, 0, 36 * MIB));
+	assert_true(read_range(pl, raw, 0, 3 * MIB)); /* from the file, not anew */
+	assert_true(read_range(pl, raw, 36 * MIB, size));
+	payload_close(pl);
+	settle(fx->ps);
+	assert_int_equal(calls(fx, "StreamThreadResult", 1), 1);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(files, 1);
+	assert_int_equal(parts, 0);
+	assert_int_equal(bytes, size);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.cache_files, 1);
+	assert_int_equal(st.cache_bytes, size);
+
+	emu_forget_requests(fx->emu);
+	read_and_check(fx->ps, id, raw, size);
+	assert_int_equal(calls(fx, NULL, 0), 0);
+	payloads_stats(fx->ps, &st);
+	assert_int_equal(st.cache_hits, 1);
+	free(raw);
+}
+
+/* A cut stream leaves no file behind, and the reads past the cut fail. */
+static void
+test_ring_payload_cut_short_keeps_no_file(void **state)
+{
+	struct fx *fx = *state;
+	struct payload *pl;
+	unsigned char *raw, b;
+	int files, parts;
+	uint64_t bytes;
+	size_t size;
+	char id[128];
+
+	emu_seed(fx->emu, "fanout", 40 * MIB, id, sizeof(id));
+	raw = emu_output(fx->emu, id, &size);
+	emu_faults(fx->emu, "{\"cutAfterBytes\": 30000000, \"match\": \"/result/stream\"}");
+	fx->ps = manager_chunked(fx, 64 * MIB, 0, 65536);
+	pl = open_output(fx->ps, id, size);
+	assert_int_equal(payload_read(pl, &b, 1, size - 1, NULL), -EIO);
+	payload_close(pl);
+	settle(fx->ps);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(files, 0);
+	free(raw);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1405,6 +1471,8 @@ main(void)
 	    T(test_ring_readers_opened_together_share_one_download),
 	    T(test_ring_reader_going_back_gets_a_download_of_its_own),
 	    T(test_ring_idle_reader_does_not_hold_the_others_back),
+	    T(test_ring_payload_that_fits_is_written_behind_and_kept),
+	    T(test_ring_payload_cut_short_keeps_no_file),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
