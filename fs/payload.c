@@ -666,6 +666,19 @@ dl_fail(struct dl *d, const char *fmt, ...)
 	return -ECANCELED;
 }
 
+/* Waits on c (a CLOCK_REALTIME condition) for at most ms milliseconds. */
+static void
+nap(pthread_cond_t *c, pthread_mutex_t *m, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(c, m, &ts);
+}
+
 /* The lowest offset a ring must still hold for its readers (lock held);
  * UINT64_MAX when none holds anything back. */
 static uint64_t
@@ -716,16 +729,8 @@ ring_write(struct dl *d, const unsigned char *p, size_t n)
 		if (room == 0) {
 			/* a reader is a ring behind; it is not the server that is
 			 * slow, so the watchdog is told all is well */
-			struct timespec ts;
-
 			e->last_io_ms = now;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 100 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&e->cond, &ps->lock, &ts);
+			nap(&e->cond, &ps->lock, 100);
 			continue;
 		}
 		take = n;
@@ -1275,15 +1280,7 @@ writer_main(void *arg)
 		}
 		if (!ps->closing && ps->wq_bytes < PUT_PENDING_MAX / 2 &&
 		    fs_now_ms() - ps->last_put_ms < PUT_QUIET_MS) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&ps->wq_cond, &ps->lock, &ts);
+			nap(&ps->wq_cond, &ps->lock, 50);
 			continue;
 		}
 		ps->wq_head = e->wnext;
