@@ -78,8 +78,10 @@ def test_a_stream_cut_while_cat_reads_is_eio_then_a_fresh_cat_succeeds(emu, fs):
     assert file_sha256(path) == want
 
 
-def test_an_error_line_in_the_stream_is_eio_never_a_short_file(emu, fs):
-    tid = emu.seed("echo", outputBytes=16 * MiB)[0]
+# 16 MiB goes through a file of the cache, 24 MiB through memory (scriptumfs(1))
+@pytest.mark.parametrize("size", [16 * MiB, 24 * MiB], ids=["file", "ring"])
+def test_an_error_line_in_the_stream_is_eio_never_a_short_file(emu, fs, size):
+    tid = emu.seed("echo", outputBytes=size)[0]
     emu.faults(errorAfterBytes=2 * MiB, match="/result/stream")
     res = run_cmd(["sha256sum", fs.thread(tid, "output.json")], timeout=120)
     assert res.returncode != 0
@@ -102,8 +104,9 @@ def test_a_cut_step_stream_is_eio_then_succeeds(emu, fs):
 
 
 @pytest.mark.timeout(240)
-def test_a_stalled_stream_fails_within_a_deadline(emu, fs):
-    tid = emu.seed("echo", outputBytes=16 * MiB)[0]
+@pytest.mark.parametrize("size", [16 * MiB, 24 * MiB], ids=["file", "ring"])
+def test_a_stalled_stream_fails_within_a_deadline(emu, fs, size):
+    tid = emu.seed("echo", outputBytes=size)[0]
     path = fs.thread(tid, "output.json")
     os.stat(path)
     emu.faults(stallAfterBytes=MiB, stallMs=600000, match="/result/stream")
