@@ -323,7 +323,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 	} else if (w.n > 0) {
 		/* from the memory the payload streams through, held meanwhile */
 		fuse_reply_iov(req, w.iov, w.n);
-		tree_read_done(f, &w);
+		payload_done(&w); /* not through f: it may be released already */
 	} else if (w.fd >= 0) {
 		/* from the cache file's pages to the kernel's, with no copy
 		 * through ours (spliced where the kernel allows) */

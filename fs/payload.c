@@ -1665,6 +1665,7 @@ ring_pin(struct pentry *e, struct payload_where *w, size_t want, uint64_t off)
 		w->iov[1].iov_len = want - first;
 		w->n = 2;
 	}
+	w->ps = e->ps;
 	w->e = e;
 	w->off = off;
 	w->next = e->pins;
@@ -1768,7 +1769,7 @@ payload_read(struct payload *pl, void *buf, size_t len, uint64_t off, const atom
 		memcpy(buf, w.iov[0].iov_base, w.iov[0].iov_len);
 		if (w.n > 1)
 			memcpy((char *)buf + w.iov[0].iov_len, w.iov[1].iov_base, w.iov[1].iov_len);
-		payload_done(pl, &w);
+		payload_done(&w);
 	}
 	return n;
 }
@@ -1855,13 +1856,14 @@ payload_read_at(struct payload *pl, void *buf, size_t len, uint64_t off,
 }
 
 void
-payload_done(struct payload *pl, struct payload_where *w)
+payload_done(struct payload_where *w)
 {
 	struct pentry *e = w->e;
+	struct payloads *ps = w->ps;
 
 	if (e == NULL)
 		return;
-	pthread_mutex_lock(&pl->ps->lock);
+	pthread_mutex_lock(&ps->lock);
 	for (struct payload_where **pp = &e->pins; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == w) {
 			*pp = w->next;
@@ -1873,7 +1875,7 @@ payload_done(struct payload *pl, struct payload_where *w)
 	pthread_cond_broadcast(&e->cond); /* the download may go on */
 	ring_free_if_done(e);
 	release_if_unused(e);
-	pthread_mutex_unlock(&pl->ps->lock);
+	pthread_mutex_unlock(&ps->lock);
 }
 
 void

@@ -99,6 +99,7 @@ struct payload_where {
 	struct iovec iov[2]; /* n > 0: in memory here, unchanged until payload_done() */
 	int n;
 	/* private */
+	struct payloads *ps;
 	void *e;
 	uint64_t off;
 	struct payload_where *next;
@@ -115,8 +116,10 @@ struct payload_where {
 ssize_t payload_read_at(struct payload *pl, void *buf, size_t len, uint64_t off,
                         const atomic_bool *cancelled, struct payload_where *w);
 
-/* Lets go of the memory a payload_read_at() pointed at. Any thread. */
-void payload_done(struct payload *pl, struct payload_where *w);
+/* Lets go of the memory a payload_read_at() pointed at. Any thread, and
+ * the handle may have been closed meanwhile (the reply went out, and the
+ * kernel may release the file at once). */
+void payload_done(struct payload_where *w);
 
 /* Wakes every reader waiting on pl so they look at their cancelled flag
  * (for a FUSE interrupt). Any thread. */

@@ -1579,13 +1579,6 @@ tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off,
 }
 
 void
-tree_read_done(struct tree_file *f, struct payload_where *w)
-{
-	if (f->kind == F_PAYLOAD)
-		payload_done(f->pl, w);
-}
-
-void
 tree_interrupt(struct tree_file *f)
 {
 	atomic_store(&f->cancelled, true);

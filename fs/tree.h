@@ -103,10 +103,10 @@ void tree_release(struct fsm *m, struct tree_file *f);
  * *cancelled may be set from another thread (a FUSE interrupt) with
  * tree_interrupt() waking the reader. A payload's bytes may be left where
  * they are instead (see payload_read_at()): in a cache file (w->fd >= 0) or
- * in memory (w->n > 0, held until tree_read_done()). */
+ * in memory (w->n > 0, held until payload_done(w), which needs f no more:
+ * once the reply is out the kernel may release the file). */
 ssize_t tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off,
                   struct payload_where *w);
-void tree_read_done(struct tree_file *f, struct payload_where *w);
 void tree_interrupt(struct tree_file *f);
 
 ssize_t tree_write(struct fsm *m, struct tree_file *f, const void *buf, size_t len, off_t off);

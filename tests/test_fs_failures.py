@@ -120,6 +120,46 @@ def test_a_stalled_stream_fails_within_a_deadline(emu, fs, size):
     assert file_sha256(path) == raw_output_sha256(emu, tid)
 
 
+def stat_of(fs, key):
+    for line in fs.read(".scriptumfs", "stats").decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            return int(value)
+    raise AssertionError(f"no {key} in .scriptumfs/stats")
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_on_cat_stops_the_transfer(emu, fs):
+    """cat of a 4 GiB output dies at SIGINT, and the download stops with
+    it: a few seconds later nothing is downloading, far less than the whole
+    came, and no partial file is left."""
+    import subprocess
+
+    size = 4 << 30
+    tid = emu.seed("echo", outputBytes=size)[0]
+    path = fs.thread(tid, "output.json")
+    os.stat(path)
+    cat = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while stat_of(fs, "payload_bytes_downloaded") < 32 * MiB and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cat.send_signal(signal.SIGINT)
+        cat.wait(timeout=10)
+        assert cat.returncode != 0
+        deadline = time.monotonic() + 5
+        while stat_of(fs, "payload_downloads_active") != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stat_of(fs, "payload_downloads_active") == 0, "the download went on"
+        got = stat_of(fs, "payload_bytes_downloaded")
+        assert got < size // 2, f"{got} of {size} bytes came after cat died"
+    finally:
+        if cat.poll() is None:
+            cat.kill()
+            cat.wait()
+    assert [n for n in os.listdir(fs.cache_dir) if n.endswith(".part")] == []
+
+
 # ---- the server goes away and comes back ----
 
 @pytest.mark.timeout(300)
