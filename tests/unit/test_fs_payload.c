@@ -1438,6 +1438,94 @@ test_ring_payload_cut_short_keeps_no_file(void **state)
 	free(raw);
 }
 
+/* Like churner_main, on large payloads, with now and then a read at a
+ * random place (backwards past the ring too): handles join, move to new
+ * downloads, read files written behind, pin and let go, all at once. */
+static void *
+ring_churner_main(void *arg)
+{
+	struct churner *c = arg;
+	unsigned char *buf = malloc(65536);
+	uint64_t s = c->seedv;
+
+	for (int round = 0; round < 6 && buf != NULL; round++) {
+		int i = (int)(rnd(&s) % 2);
+		struct payload_key k = {.thread_id = c->ids[i]};
+		struct payload *pl;
+		size_t off = 0, reads = 40 + (size_t)(rnd(&s) % 300);
+
+		if (payload_open(c->ps, &k, c->size[i], NULL, 0, &pl) != 0) {
+			c->bad++;
+			continue;
+		}
+		for (size_t r = 0; r < reads && off < c->size[i]; r++) {
+			size_t want = 1 + (size_t)(rnd(&s) % 65536);
+			ssize_t n;
+
+			if (rnd(&s) % 16 == 0)
+				off = (size_t)(rnd(&s) % c->size[i]);
+			n = payload_read(pl, buf, want, off, NULL);
+			if (n <= 0 || memcmp(buf, c->raw[i] + off, (size_t)n) != 0) {
+				c->bad++;
+				break;
+			}
+			off += (size_t)n;
+		}
+		payload_close(pl);
+	}
+	free(buf);
+	return NULL;
+}
+
+static void
+ring_churn(struct fx *fx, uint64_t cache_size)
+{
+	size_t sizes[2] = {20 * MIB + 1, 40 * MIB + 4095}, size[2];
+	char ids[2][128];
+	unsigned char *raw[2];
+	struct churner ch[6];
+	pthread_t th[6];
+	struct payloads_stats st;
+	int files, parts;
+	uint64_t bytes;
+
+	for (int i = 0; i < 2; i++) {
+		emu_seed(fx->emu, "fanout", sizes[i], ids[i], sizeof(ids[i]));
+		raw[i] = emu_output(fx->emu, ids[i], &size[i]);
+	}
+	fx->ps = manager_chunked(fx, cache_size, 0, 65536);
+	for (int i = 0; i < 6; i++) {
+		ch[i] =
+		    (struct churner){fx->ps, ids, raw, size, 0x9e3779b97f4a7c15ULL * (i + 7), 0};
+		assert_int_equal(pthread_create(&th[i], NULL, ring_churner_main, &ch[i]), 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ch[i].bad, 0);
+	}
+	settle(fx->ps);
+	payloads_stats(fx->ps, &st);
+	cache_files(fx, &files, &parts, &bytes);
+	assert_int_equal(parts, 0);
+	assert_int_equal((uint64_t)files, st.cache_files);
+	assert_int_equal(bytes, st.cache_bytes);
+	assert_true(st.cache_bytes <= cache_size);
+	for (int i = 0; i < 2; i++)
+		free(raw[i]);
+}
+
+static void
+test_ring_readers_at_random_places_kept(void **state)
+{
+	ring_churn(*state, 64 * MIB);
+}
+
+static void
+test_ring_readers_at_random_places_not_kept(void **state)
+{
+	ring_churn(*state, MIB);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1473,6 +1561,8 @@ main(void)
 	    T(test_ring_idle_reader_does_not_hold_the_others_back),
 	    T(test_ring_payload_that_fits_is_written_behind_and_kept),
 	    T(test_ring_payload_cut_short_keeps_no_file),
+	    T(test_ring_readers_at_random_places_kept),
+	    T(test_ring_readers_at_random_places_not_kept),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
