@@ -77,8 +77,9 @@
 #define RING_SLACK   ((uint64_t)4 << 20)
 #define RING_IDLE_MS 5000
 /* ... and one that has not read yet: the kernel may serve it from the
- * pages another reader brought in, so that it never asks */
-#define RING_FIRST_MS 500
+ * pages another reader brought in, so that it never asks (long enough for
+ * a reader that opened with others to start reading on a loaded machine) */
+#define RING_FIRST_MS 2000
 
 /* ---- SHA-256 (FIPS 180-4), for cache file names ---- */
 
