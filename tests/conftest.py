@@ -51,6 +51,13 @@ def new_emulator():
     yield from emulators()
 
 
+@pytest.fixture
+def emu(new_emulator):
+    """An emulator with the demo catalog and no threads (a test module may
+    define its own)."""
+    return new_emulator(seed=None)
+
+
 # ---- the mounted tests (tests/test_fs_*.py) ----
 
 @pytest.fixture
@@ -86,3 +93,9 @@ def pytest_sessionfinish(session, exitstatus):
     left = harness.unmount_leftovers()
     if left:
         print(f"\nunmounted what tests left mounted: {left}")
+
+
+@pytest.fixture
+def fs(emu, mount_fs):
+    """A mount of the test's emulator with the default options."""
+    return mount_fs(emu)

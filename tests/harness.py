@@ -790,6 +790,12 @@ def raw_output_sha256(emu, thread_id, piece=1 << 20):
         conn.close()
 
 
+def read(path):
+    """The whole of a file's bytes."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def file_sha256(path, piece=1 << 20):
     """(sha256 hex digest, size) of a file, read in pieces."""
     h, n = hashlib.sha256(), 0

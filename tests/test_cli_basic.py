@@ -19,12 +19,6 @@ pytestmark = pytest.mark.timeout(90)
 THREAD_ID = re.compile(r"thr_[a-z0-9]+")
 
 
-@pytest.fixture
-def emu(new_emulator):
-    """An emulator with the demo catalog and no threads."""
-    return new_emulator(seed=None)
-
-
 def ok(res):
     """The stdout of a run that must succeed."""
     assert res.rc == 0, f"exit {res.rc}: {res.err}"

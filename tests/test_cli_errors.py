@@ -21,11 +21,6 @@ TOKEN = "s3cret-test-token"
 
 
 @pytest.fixture
-def emu(new_emulator):
-    return new_emulator(seed=None)
-
-
-@pytest.fixture
 def authed(new_emulator):
     """An emulator that wants a bearer token."""
     return new_emulator(seed=None, token=TOKEN)

@@ -12,27 +12,17 @@ import shutil
 
 import pytest
 
-from harness import (MiB, assert_same_message, file_sha256, get_canonical,
-                     raw_output_sha256, sanitized_build, scriptum, scriptum_measured,
-                     step_payloads, temp_files, tree, wait_for_status)
+from harness import (assert_same_message, file_sha256, get_canonical, MiB, raw_output_sha256, read,
+                     sanitized_build, scriptum, scriptum_measured, step_payloads, temp_files, tree,
+                     wait_for_status)
 
 pytestmark = pytest.mark.timeout(120)
 
 STEP_FILES = {"status", "step.json", "input.json", "output.json", "error"}
 
 
-@pytest.fixture
-def emu(new_emulator):
-    return new_emulator(seed=None)
-
-
 def save(emu, tid, directory, *extra, **kw):
     return scriptum(emu, *extra, "thread", "result", tid, "--save", str(directory), **kw)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def read_json(path):

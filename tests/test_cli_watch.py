@@ -25,11 +25,6 @@ APPROVE = '{"value":"approve"}'
 EXPECTS = re.compile(r"expects: \S+")
 
 
-@pytest.fixture
-def emu(new_emulator):
-    return new_emulator(seed=None)
-
-
 def paused_approval(emu, title="Launch"):
     tid = emu.post("/threads", {"scriptName": "approval",
                                 "inputJson": json.dumps({"title": title})})["threadId"]

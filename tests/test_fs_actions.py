@@ -13,26 +13,10 @@ import time
 
 import pytest
 
-from harness import (canonical, settled_calls, get_canonical, run_cmd, wait_for_status, wait_until,
-                     write_file)
+from harness import (canonical, get_canonical, read, run_cmd, settled_calls, wait_for_status,
+                     wait_until, write_file)
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def emu(new_emulator):
-    """An emulator with the demo catalog and no threads."""
-    return new_emulator(seed=None)
-
-
-@pytest.fixture
-def fs(emu, mount_fs):
-    return mount_fs(emu, running_ttl="1s")
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def paused_approval(emu, title="Launch"):

@@ -14,8 +14,8 @@ import urllib.parse
 
 import pytest
 
-from harness import (MiB, assert_same_message, ceil_div, settled_calls, get_canonical, mode_of,
-                     os_error, run_cmd, scriptum, step_payloads, thread_ids_of, timed_cmd,
+from harness import (assert_same_message, ceil_div, get_canonical, MiB, mode_of, os_error, read,
+                     run_cmd, scriptum, settled_calls, step_payloads, thread_ids_of, timed_cmd,
                      wait_for_status, wait_until)
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,22 +27,6 @@ MOUNT_ONLY = ("events", "cancel", "resume")
 STEP_FILES = {"status", "step.json", "input.json", "output.json", "error"}
 PER_THREAD_CALLS = ("GetThread", "GetThreadResult", "WatchThread", "StreamThreadResult",
                     "StreamStepResult", "WatchStep")
-
-
-@pytest.fixture
-def emu(new_emulator):
-    """An emulator with the demo catalog and no threads."""
-    return new_emulator(seed=None)
-
-
-@pytest.fixture
-def fs(emu, mount_fs):
-    return mount_fs(emu)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def read_json(path):

@@ -14,29 +14,13 @@ import time
 
 import pytest
 
-from harness import (MiB, MountFailed, settled_calls, file_sha256, fuse_mount_points, os_error,
-                     raw_output_sha256, run_cmd, scriptum, start_emulator_on_port, timed_cmd,
+from harness import (file_sha256, fuse_mount_points, MiB, MountFailed, os_error, raw_output_sha256,
+                     read, run_cmd, scriptum, settled_calls, start_emulator_on_port, timed_cmd,
                      wait_until)
 
 pytestmark = pytest.mark.timeout(180)
 
 DEADLINE = 35  # seconds: what an operation may take when the server is gone
-
-
-@pytest.fixture
-def emu(new_emulator):
-    """An emulator with the demo catalog and no threads."""
-    return new_emulator(seed=None)
-
-
-@pytest.fixture
-def fs(emu, mount_fs):
-    return mount_fs(emu)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def listdir_or_none(path):

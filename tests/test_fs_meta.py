@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from harness import MountFailed, mode_of, os_error, run_cmd, write_config
+from harness import mode_of, MountFailed, os_error, read, run_cmd, write_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -25,11 +25,6 @@ def emu(new_emulator):
 @pytest.fixture
 def fs(emu, mount_fs):
     return mount_fs(emu)  # the token goes in a token_file
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def test_scriptumfs_holds_errors_stats_and_config(fs):

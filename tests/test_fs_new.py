@@ -16,17 +16,6 @@ from harness import (MiB, get_canonical, os_error, run_cmd, settled_calls, threa
 pytestmark = pytest.mark.timeout(90)
 
 
-@pytest.fixture
-def emu(new_emulator):
-    """An emulator with the demo catalog and no threads."""
-    return new_emulator(seed=None)
-
-
-@pytest.fixture
-def fs(emu, mount_fs):
-    return mount_fs(emu)
-
-
 class Count:
     """CreateThread calls and the script's threads, before and after."""
 

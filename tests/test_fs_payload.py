@@ -10,26 +10,10 @@ import subprocess
 
 import pytest
 
-from harness import (MiB, file_sha256, raw_output_sha256, raw_output_slice, run_cmd,
+from harness import (file_sha256, MiB, raw_output_sha256, raw_output_slice, read, run_cmd,
                      sanitized_build, scriptum, settled_calls, step_payloads, timed_cmd)
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def emu(new_emulator):
-    """An emulator with the demo catalog and no threads."""
-    return new_emulator(seed=None)
-
-
-@pytest.fixture
-def fs(emu, mount_fs):
-    return mount_fs(emu)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def sha256sum(path, timeout=600):

@@ -8,28 +8,12 @@ import os
 
 import pytest
 
-from harness import (assert_same_message, canonical, get_canonical, mode_of, run_cmd,
+from harness import (assert_same_message, canonical, get_canonical, mode_of, read, run_cmd,
                      thread_ids_of)
 
 pytestmark = pytest.mark.timeout(120)
 
 STATUSES = {"pending", "running", "paused", "completed", "failed", "cancelled"}
-
-
-@pytest.fixture
-def emu(new_emulator):
-    """An emulator with the demo catalog and no threads."""
-    return new_emulator(seed=None)
-
-
-@pytest.fixture
-def fs(emu, mount_fs):
-    return mount_fs(emu)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def script_names(emu):

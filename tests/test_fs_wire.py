@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from harness import (MiB, canonical, raw_output_sha256, run_cmd, scriptum, step_payloads,
+from harness import (canonical, MiB, raw_output_sha256, read, run_cmd, scriptum, step_payloads,
                      thread_ids_of, wait_for_status, wait_until)
 
 pytestmark = pytest.mark.timeout(120)
@@ -23,11 +23,6 @@ def wire(request, new_emulator, mount_fs):
     """(mode, an emulator in that mode with no threads, its mount)."""
     emu = new_emulator("--wire", request.param, seed=None)
     return request.param, emu, mount_fs(emu)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def test_a_finished_fanout_thread_reads_the_same_in_every_wire_mode(wire):

@@ -30,8 +30,8 @@ import time
 
 import pytest
 
-from harness import (BUILD, CLI_ENV_VARS, MOUNT_ROOT, SANITIZER_ENV, TOP, force_unmount,
-                     fuse_mount_points, run_cmd, write_config)
+from harness import (BUILD, CLI_ENV_VARS, force_unmount, fuse_mount_points, MOUNT_ROOT, read,
+                     run_cmd, SANITIZER_ENV, TOP, write_config)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -302,11 +302,6 @@ def assert_unmounts(mp, *umount):
     run_cmd(list(umount) or ["umount", mp], check=True)
     assert mp not in fuse_mount_points()
     assert wait_gone(mp) == [], "the daemon did not exit after umount"
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 @root_only
