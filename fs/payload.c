@@ -356,6 +356,18 @@ key_name(const struct payload_key *k, bool step, unsigned char digest[DIGEST_LEN
 	name[at] = '\0';
 }
 
+/* Whether k names a payload (*step: one of a step's); 0 or -EINVAL. */
+static int
+key_check(const struct payload_key *k, bool *step)
+{
+	if (k == NULL || k->thread_id == NULL || k->thread_id[0] == '\0')
+		return -EINVAL;
+	*step = k->step_path != NULL && k->step_path[0] != '\0';
+	if (*step && k->part != MODEL_PART_INPUT && k->part != MODEL_PART_OUTPUT)
+		return -EINVAL;
+	return 0;
+}
+
 static int
 hexval(char c)
 {
@@ -1321,11 +1333,10 @@ payloads_put(struct payloads *ps, const struct payload_key *k, const void *data,
 	struct pentry *e;
 	bool step;
 
-	if (k == NULL || k->thread_id == NULL || k->thread_id[0] == '\0')
+	if (key_check(k, &step) != 0)
 		return -EINVAL;
 	if (len == 0 || len > ps->cache_size || len > PUT_PENDING_MAX)
 		return 0; /* not kept, as a download of it would not be */
-	step = k->step_path != NULL && k->step_path[0] != '\0';
 	key_name(k, step, digest, name);
 	if ((e = entry_new(ps, digest, name)) == NULL || (e->mem = malloc(len)) == NULL) {
 		if (e != NULL)
@@ -1685,10 +1696,7 @@ payload_open(struct payloads *ps, const struct payload_key *k, uint64_t size, co
 	int rc = 0;
 
 	*out = NULL;
-	if (k == NULL || k->thread_id == NULL || k->thread_id[0] == '\0')
-		return -EINVAL;
-	step = k->step_path != NULL && k->step_path[0] != '\0';
-	if (step && k->part != MODEL_PART_INPUT && k->part != MODEL_PART_OUTPUT)
+	if (key_check(k, &step) != 0)
 		return -EINVAL;
 	if ((pl = calloc(1, sizeof(*pl))) == NULL)
 		return -ENOMEM;
