@@ -33,7 +33,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from harness import API, BUILD, Emulator  # noqa: E402
+from harness import API, BUILD, Emulator, settled_log  # noqa: E402
 
 GiB = 1 << 30
 RUNS = 3
@@ -279,21 +279,6 @@ def run_timed(cmd, ok_codes=(0,), stdin=None, **kw):
     return secs
 
 
-def settled_requests(emu, quiet=0.3, timeout=10):
-    """The emulator's request log once it has stopped growing for `quiet`
-    seconds (a request is logged when its answer has gone out)."""
-    deadline = time.monotonic() + timeout
-    log = emu.requests_log()
-    since = time.monotonic()
-    while time.monotonic() - since < quiet and time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = emu.requests_log()
-        if now["total"] != log["total"]:
-            since = time.monotonic()
-        log = now
-    return log
-
-
 def calls_text(log):
     by = log.get("byCall", {})
     return ", ".join(f"{k} {v}" for k, v in sorted(by.items())) or "none"
@@ -327,10 +312,10 @@ def bench_fs_big():
                 rss.append(m.peak_rss_kib())
                 size = os.stat(path).st_size
                 assert size == GiB, f"output.json has st_size {size}"
-                settled_requests(emu, quiet=0.2)
+                settled_log(emu, quiet=0.2)
                 emu.reset_requests()
                 warm_s.append(run_timed(["cat", path]))
-                warm_requests.append(settled_requests(emu, quiet=0.2)["total"])
+                warm_requests.append(settled_log(emu, quiet=0.2)["total"])
             finally:
                 m.stop()
             local_s.append(run_timed(["cat", local]))
@@ -424,10 +409,10 @@ def bench_fs_ls():
             loop_s.append(secs)
             m = FsMount(emu, list_limit=n)
             try:
-                settled_requests(emu, quiet=0.2)
+                settled_log(emu, quiet=0.2)
                 emu.reset_requests()
                 ls_s.append(run_timed(["ls", "-l", m("threads")]))
-                reqs.append(settled_requests(emu))
+                reqs.append(settled_log(emu))
                 listed = len(os.listdir(m("threads")))
                 assert listed == n, f"threads/ lists {listed}"
             finally:
@@ -482,13 +467,13 @@ def bench_fs_grep():
                 mount_list = os.path.join(work, "mount.list")
                 with open(mount_list, "w") as f:
                     f.write("\0".join(m("threads", tid, "output.json") for tid in ids))
-                settled_requests(emu, quiet=0.2)
+                settled_log(emu, quiet=0.2)
                 emu.reset_requests()
                 cold_s.append(grep(mount_list))
-                cold_reqs.append(settled_requests(emu, quiet=0.2))
+                cold_reqs.append(settled_log(emu, quiet=0.2))
                 emu.reset_requests()
                 warm_s.append(grep(mount_list))
-                warm_reqs.append(settled_requests(emu)["total"])
+                warm_reqs.append(settled_log(emu)["total"])
                 found = subprocess.run(["xargs", "-0", "-a", mount_list, "grep", "-rl",
                                         pattern], capture_output=True, check=True).stdout
                 assert len(found.splitlines()) == n, len(found.splitlines())
@@ -542,7 +527,7 @@ def bench_fs_new():
                 with open(new, "w") as f:
                     f.write("{}\n")
                 py_s.append(time.monotonic() - t0)
-            made = settled_requests(emu)["byCall"].get("CreateThread", 0)
+            made = settled_log(emu)["byCall"].get("CreateThread", 0)
             assert made == 3 * n, f"{made} CreateThread calls, not {3 * n}"
         finally:
             m.stop()

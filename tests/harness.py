@@ -1455,21 +1455,27 @@ def ceil_div(a, b):
     return -(-a // b)
 
 
-def settled_calls(emu, quiet=0.3, timeout=10):
-    """{call name: count} once the emulator's request log has stopped
-    growing for `quiet` seconds: a request is logged only after its answer
-    went out, so a count read the moment a program returns can miss the
-    last one."""
+def settled_log(emu, quiet=0.3, timeout=10):
+    """The emulator's request log once it has stopped growing for `quiet`
+    seconds (or after `timeout`): a request is logged only after its answer
+    went out, so a log read the moment a program returns can miss the last
+    one."""
     deadline = time.monotonic() + timeout
-    last = emu.requests_log()["total"]
+    log = emu.requests_log()
     stable_since = time.monotonic()
     while True:
         time.sleep(0.05)
-        total = emu.requests_log()["total"]
-        if total != last:
-            last, stable_since = total, time.monotonic()
+        now = emu.requests_log()
+        if now["total"] != log["total"]:
+            stable_since = time.monotonic()
         elif time.monotonic() - stable_since >= quiet or time.monotonic() > deadline:
-            return calls(emu)
+            return now
+        log = now
+
+
+def settled_calls(emu, quiet=0.3, timeout=10):
+    """{call name: count} once the request log has settled (settled_log)."""
+    return settled_log(emu, quiet, timeout)["byCall"]
 
 
 def make_pki(d, ca_name):
