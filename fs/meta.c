@@ -33,21 +33,26 @@ struct hint {
 	uint8_t state;
 };
 
-struct sentry {
-	char *path;
-	bool have;
-	bool busy;
-	int err; /* the last fetch's failure, for waiters */
-	int64_t at;
-	struct model_step_detail d;
-};
-
-/* The state of one cached answer. */
+/*
+ * The state of one cached answer. Each answer is judged by its own status
+ * (doc/SEMANTICS.md, "Freshness"): final when it was given for a finished
+ * thread (or, for a step, when the step had completed), else fresh for
+ * ttl_ms after it came. Another answer saying the thread has finished
+ * never makes this one final; it makes it stale (expire_unfinal), so the
+ * next access asks again.
+ */
 struct item {
 	bool have;
-	bool busy; /* a fetch is in progress: wait for it */
-	int err;   /* the last fetch's failure, for those who waited */
+	bool busy;  /* a fetch is in progress: wait for it */
+	bool final; /* the answer can no longer change */
+	int err;    /* the last fetch's failure, for those who waited */
 	int64_t at;
+};
+
+struct sentry {
+	char *path;
+	struct item it;
+	struct model_step_detail d;
 };
 
 struct entry {
@@ -180,9 +185,9 @@ weigh(const struct entry *e)
 			n += 16 + strlen(e->result.yielded_values[i]);
 	}
 	for (size_t i = 0; i < e->nsteps; i++)
-		n += 128 + (e->steps[i].have ? 512 + strlen(e->steps[i].d.input_json) +
-		                                   strlen(e->steps[i].d.output_json)
-		                             : 0);
+		n += 128 + (e->steps[i].it.have ? 512 + strlen(e->steps[i].d.input_json) +
+		                                      strlen(e->steps[i].d.output_json)
+		                                : 0);
 	return n;
 }
 
@@ -201,7 +206,7 @@ busy(const struct entry *e)
 	if (e->ti.busy || e->ri.busy)
 		return true;
 	for (size_t i = 0; i < e->nsteps; i++)
-		if (e->steps[i].busy)
+		if (e->steps[i].it.busy)
 			return true;
 	return false;
 }
@@ -263,18 +268,43 @@ entry_put(struct meta *m, struct entry *e)
 	trim(m);
 }
 
-/* Whether the thread is known to be finished: then nothing of it changes. */
+/* Whether an answer may be used as it is. */
 static bool
-final(const struct entry *e)
+fresh(const struct meta *m, const struct item *it)
 {
-	return (e->ti.have && model_thread_terminal(e->thread.status)) ||
-	       (e->ri.have && model_thread_terminal(e->result.status));
+	return it->have && (it->final || fs_now_ms() - it->at < m->ttl_ms);
 }
 
-static bool
-fresh(const struct meta *m, const struct entry *e, int64_t at)
+#define STALE (INT64_MIN / 2)
+
+/*
+ * Makes every answer of e that is not final stale (lock held): an answer
+ * said the thread finished (or changed), so what was fetched before about
+ * it is old, whatever its age. The newest answer wins; a final one is
+ * never touched.
+ */
+static void
+expire_unfinal(struct entry *e)
 {
-	return final(e) || fs_now_ms() - at < m->ttl_ms;
+	if (!e->ti.final)
+		e->ti.at = STALE;
+	if (!e->ri.final)
+		e->ri.at = STALE;
+	for (size_t i = 0; i < e->nsteps; i++)
+		if (!e->steps[i].it.final)
+			e->steps[i].it.at = STALE;
+}
+
+/* Marks a fetched answer as had now (lock held); a finished thread's
+ * answer expires what is older and not final. */
+static void
+item_got(struct entry *e, struct item *it, bool thread_done, bool final)
+{
+	it->have = true;
+	it->final = final;
+	it->at = fs_now_ms();
+	if (thread_done)
+		expire_unfinal(e);
 }
 
 static void
@@ -294,6 +324,7 @@ struct kind {
 	int (*fetch)(struct meta *m, const char *id, void *value, struct http_error *he);
 	int (*copy)(void *dst, const void *src);
 	void (*clear)(void *value);
+	bool (*done)(const void *value); /* the answer says the thread finished */
 };
 
 /*
@@ -308,6 +339,7 @@ cached(struct meta *m, const char *id, const struct kind *k, void *out)
 	struct entry *e;
 	struct item *it;
 	void *fetched;
+	bool done;
 	int rc;
 
 	if ((fetched = calloc(1, k->size)) == NULL)
@@ -320,7 +352,7 @@ cached(struct meta *m, const char *id, const struct kind *k, void *out)
 	}
 	it = (struct item *)((char *)e + k->item);
 	for (;;) {
-		if (it->have && fresh(m, e, it->at)) {
+		if (fresh(m, it)) {
 			m->stats.hits++;
 			rc = k->copy(out, (char *)e + k->value);
 			goto out;
@@ -346,8 +378,8 @@ cached(struct meta *m, const char *id, const struct kind *k, void *out)
 		k->clear((char *)e + k->value);
 		memcpy((char *)e + k->value, fetched, k->size); /* moved: fetched keeps nothing */
 		memset(fetched, 0, k->size);
-		it->have = true;
-		it->at = fs_now_ms();
+		done = k->done((char *)e + k->value);
+		item_got(e, it, done, done);
 		reweigh(m, e);
 		rc = k->copy(out, (char *)e + k->value);
 	}
@@ -466,6 +498,18 @@ clear_result(void *v)
 	model_result_clear(v);
 }
 
+static bool
+done_thread(const void *v)
+{
+	return model_thread_terminal(((const struct model_thread *)v)->status);
+}
+
+static bool
+done_result(const void *v)
+{
+	return model_thread_terminal(((const struct model_result *)v)->status);
+}
+
 static const struct kind thread_kind = {
     offsetof(struct entry, ti),
     offsetof(struct entry, thread),
@@ -473,6 +517,7 @@ static const struct kind thread_kind = {
     fetch_thread,
     copy_thread,
     clear_thread,
+    done_thread,
 };
 
 static const struct kind result_kind = {
@@ -482,6 +527,7 @@ static const struct kind result_kind = {
     fetch_result,
     copy_result,
     clear_result,
+    done_result,
 };
 
 int
@@ -519,7 +565,8 @@ step_slot(struct entry *e, const char *path)
 }
 
 int
-meta_step(struct meta *m, const char *id, const char *path, struct model_step_detail *out)
+meta_step(struct meta *m, const char *id, const char *path, struct model_step_detail *out,
+          bool *final)
 {
 	struct api_result_query q = {.step_path = path, .metadata_only = true};
 	struct model_result r;
@@ -540,24 +587,26 @@ meta_step(struct meta *m, const char *id, const char *path, struct model_step_de
 			goto out;
 		}
 		/* a completed step never changes, even in a running thread */
-		if (s->have && (fresh(m, e, s->at) || s->d.step.status == MODEL_STEP_COMPLETED)) {
+		if (fresh(m, &s->it)) {
 			m->stats.hits++;
+			if (final != NULL)
+				*final = s->it.final;
 			rc = model_step_detail_copy(out, &s->d);
 			goto out;
 		}
-		if (!s->busy)
+		if (!s->it.busy)
 			break;
 		pthread_cond_wait(&m->done, &m->lock);
 		if ((s = step_slot(e, path)) == NULL) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (!s->busy && s->err != 0 && !s->have) {
-			rc = s->err;
+		if (!s->it.busy && s->it.err != 0 && !s->it.have) {
+			rc = s->it.err;
 			goto out;
 		}
 	}
-	s->busy = true;
+	s->it.busy = true;
 	m->stats.calls++;
 	pthread_mutex_unlock(&m->lock);
 	rc = api_get_result(m->api, id, &q, &r, &he);
@@ -565,8 +614,8 @@ meta_step(struct meta *m, const char *id, const char *path, struct model_step_de
 		record(m, &he);
 	pthread_mutex_lock(&m->lock);
 	s = step_slot(e, path); /* cannot fail: it exists */
-	s->busy = false;
-	s->err = rc;
+	s->it.busy = false;
+	s->it.err = rc;
 	if (rc == 0) {
 		size_t i;
 
@@ -574,13 +623,17 @@ meta_step(struct meta *m, const char *id, const char *path, struct model_step_de
 			if (strcmp(r.step_details[i].step.step_path, path) == 0)
 				break;
 		if (i == r.n_step_details) {
-			rc = s->err = -ENOENT;
+			rc = s->it.err = -ENOENT;
 		} else {
+			bool done = model_thread_terminal(r.status);
+
 			model_step_detail_clear(&s->d);
 			s->d = r.step_details[i];
 			memset(&r.step_details[i], 0, sizeof(r.step_details[i]));
-			s->have = true;
-			s->at = fs_now_ms();
+			/* a completed step never changes, even in a running thread */
+			item_got(e, &s->it, done, done || s->d.step.status == MODEL_STEP_COMPLETED);
+			if (final != NULL)
+				*final = s->it.final;
 			reweigh(m, e);
 			rc = model_step_detail_copy(out, &s->d);
 		}
@@ -601,7 +654,7 @@ meta_is_final(struct meta *m, const char *id)
 	pthread_mutex_lock(&m->lock);
 	for (struct entry *e = m->bucket[fs_hash(id, NBUCKETS)]; e != NULL; e = e->next)
 		if (strcmp(e->id, id) == 0) {
-			yes = final(e);
+			yes = e->ti.have && e->ti.final;
 			break;
 		}
 	pthread_mutex_unlock(&m->lock);
@@ -619,11 +672,12 @@ meta_seed(struct meta *m, const struct model_thread *t)
 	pthread_mutex_lock(&m->lock);
 	if ((e = entry_get(m, t->thread_id)) != NULL) {
 		/* a final state is never replaced; a busy one is being fetched anyway */
-		if (!final(e) && !e->ti.busy) {
+		if (!e->ti.final && !e->ti.busy) {
+			bool done = model_thread_terminal(copy.status);
+
 			model_thread_clear(&e->thread);
 			e->thread = copy;
-			e->ti.have = true;
-			e->ti.at = fs_now_ms();
+			item_got(e, &e->ti, done, done);
 			memset(&copy, 0, sizeof(copy));
 			reweigh(m, e);
 		}
@@ -639,11 +693,7 @@ meta_invalidate(struct meta *m, const char *id)
 	pthread_mutex_lock(&m->lock);
 	for (struct entry *e = m->bucket[fs_hash(id, NBUCKETS)]; e != NULL; e = e->next)
 		if (strcmp(e->id, id) == 0) {
-			if (!final(e)) {
-				e->ti.at = e->ri.at = INT64_MIN / 2;
-				for (size_t i = 0; i < e->nsteps; i++)
-					e->steps[i].at = INT64_MIN / 2;
-			}
+			expire_unfinal(e);
 			break;
 		}
 	pthread_mutex_unlock(&m->lock);

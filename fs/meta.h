@@ -5,8 +5,10 @@
  * step details (GetThreadResult with stepPath). A finished thread's
  * metadata never changes and is kept until the memory budget (mem_cache)
  * lets it go, least recently used first; a running thread's is fetched
- * again once older than running_ttl. Concurrent askers of the same missing
- * item share one call.
+ * again once older than running_ttl. Each answer is judged final or fresh
+ * by its own status, and one saying the thread finished makes every other
+ * answer of it that is not final stale (see doc/SEMANTICS.md,
+ * "Freshness"). Concurrent askers of the same missing item share one call.
  *
  * Every accessor copies into the caller's struct (clear it after a
  * success) and returns 0 or -errno (ENOENT for an unknown thread or step;
@@ -28,7 +30,10 @@ void meta_free(struct meta *m);
 
 int meta_thread(struct meta *m, const char *id, struct model_thread *out);
 int meta_result(struct meta *m, const char *id, struct model_result *out);
-int meta_step(struct meta *m, const char *id, const char *path, struct model_step_detail *out);
+/* *final (may be NULL) tells whether the step's answer can no longer
+ * change: the thread had finished when it came, or the step had completed. */
+int meta_step(struct meta *m, const char *id, const char *path, struct model_step_detail *out,
+              bool *final);
 
 /*
  * Outputs up to this size come with the result's metadata: the first
@@ -44,8 +49,8 @@ typedef void meta_output_fn(void *arg, const char *id, const unsigned char *data
  * payload cache). Before any other call. */
 void meta_on_output(struct meta *m, meta_output_fn *fn, void *arg);
 
-/* Whether the thread's metadata is known to be final (terminal), without
- * a call: false when unknown. */
+/* Whether the Thread cached for id is known to be final (terminal), without
+ * a call: false when unknown. Says nothing of its result or steps. */
 bool meta_is_final(struct meta *m, const char *id);
 
 /* A Thread seen in a listing: kept as if fetched now. */

@@ -190,12 +190,14 @@ render_thread_file(struct fsm *m, const char *id, unsigned local, char **out, si
 
 	if ((rc = meta_thread(m->meta, id, &t)) != 0)
 		return rc;
-	*final = model_thread_terminal(t.status);
 	memset(&r, 0, sizeof(r));
 	if (needs_result(local) && (rc = meta_result(m->meta, id, &r)) != 0) {
 		model_thread_clear(&t);
 		return rc;
 	}
+	/* final only when every answer the file is made of is */
+	*final = model_thread_terminal(t.status) &&
+	         (!needs_result(local) || model_thread_terminal(r.status));
 	switch (local) {
 	case T_STATUS:
 		rc = layout_status(&t, out, len);
@@ -230,9 +232,8 @@ render_step_file(struct fsm *m, const char *id, const char *path, unsigned sub, 
 	struct model_step_detail d;
 	int rc;
 
-	if ((rc = meta_step(m->meta, id, path, &d)) != 0)
+	if ((rc = meta_step(m->meta, id, path, &d, final)) != 0)
 		return rc;
-	*final = meta_is_final(m->meta, id) || d.step.status == MODEL_STEP_COMPLETED;
 	switch (sub) {
 	case S_STATUS:
 		rc = layout_step_status(&d.step, out, len);
@@ -371,22 +372,24 @@ thread_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, doubl
 	if ((rc = meta_thread(m->meta, id, &t)) != 0)
 		return rc;
 	final = model_thread_terminal(t.status);
-	*timeout = ttl_for(m, final);
 	memset(&res, 0, sizeof(res));
-	if (local < T_STEP_BASE && needs_result(local) &&
-	    (rc = meta_result(m->meta, id, &res)) != 0)
-		goto out;
+	if (local < T_STEP_BASE && needs_result(local)) {
+		if ((rc = meta_result(m->meta, id, &res)) != 0)
+			goto out;
+		final = final && model_thread_terminal(res.status);
+	}
+	*timeout = ttl_for(m, final);
 	if (local >= T_STEP_BASE) {
 		struct model_step_detail d;
 		char path[512];
 		unsigned sub = (local - T_STEP_BASE) % 8;
 		uint64_t size = 0;
+		bool step_final;
 
 		if ((rc = step_of(m, r, local, path, sizeof(path))) != 0 ||
-		    (rc = meta_step(m->meta, id, path, &d)) != 0)
+		    (rc = meta_step(m->meta, id, path, &d, &step_final)) != 0)
 			goto out;
-		if (!final && d.step.status != MODEL_STEP_COMPLETED)
-			*timeout = ttl_for(m, false);
+		*timeout = ttl_for(m, step_final);
 		if (!step_has(&d, sub)) {
 			rc = -ENOENT;
 		} else if (sub == S_DIR) {
@@ -1417,7 +1420,7 @@ open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct
 			const char *inl;
 			bool truncated;
 
-			if ((rc = meta_step(m->meta, r->name, path, &d)) != 0)
+			if ((rc = meta_step(m->meta, r->name, path, &d, NULL)) != 0)
 				return rc;
 			if (!step_payload(&d, sub, &size)) {
 				model_step_detail_clear(&d);
