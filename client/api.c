@@ -88,6 +88,78 @@ call_name(char *buf, size_t len, const char *call, const char *what, struct http
 	snprintf(e->call, sizeof(e->call), "%s", buf);
 }
 
+/* ---- identity ---- */
+
+/* An id from an answer, fit for a one-line message: at most 40 bytes,
+ * control bytes as '?'. */
+static void
+id_excerpt(char *out, size_t outsz, const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i] != '\0' && i < 40 && i + 4 < outsz; i++)
+		out[i] = (unsigned char)id[i] < 0x20 || id[i] == 0x7f ? '?' : id[i];
+	if (id[i] != '\0' && i + 4 <= outsz)
+		memcpy(out + i, "...", 3), i += 3;
+	out[i] = '\0';
+}
+
+/*
+ * Whether an answer is about the object asked for (doc/SEMANTICS.md,
+ * "Answers of unknown shape"): got is the id the answer names ("" when it
+ * names none). An answer naming another object is -EPROTO; one naming
+ * none is -EPROTO too when required, else it is taken as about asked.
+ */
+static int
+check_identity(struct http_error *e, const char *field, const char *asked, const char *got,
+               bool required)
+{
+	char ex[64];
+
+	if (got[0] == '\0' && !required)
+		return 0;
+	if (got[0] == '\0')
+		return efail(e, EPROTO, 200, "the answer has no %s", field);
+	if (asked != NULL && strcmp(asked, got) != 0) {
+		id_excerpt(ex, sizeof(ex), got);
+		return efail(e, EPROTO, 200, "the answer is about %s \"%s\", not the one asked for",
+		             field, ex);
+	}
+	return 0;
+}
+
+/* check_identity() of a parsed thread; clears it on a mismatch. */
+static int
+thread_identity(struct http_error *e, const char *asked, struct model_thread *t, bool required)
+{
+	int rc = check_identity(e, "threadId", asked, t->thread_id, required);
+
+	if (rc != 0)
+		model_thread_clear(t);
+	return rc;
+}
+
+/*
+ * A minimal answer of an action (CancelThread or ResumeThread answering {}
+ * or only some fields) names no thread: it is taken as about the one
+ * asked, its id filled in. Its status is then MODEL_THREAD_UNSPECIFIED,
+ * which tells the caller to ask GetThread if it needs more.
+ */
+static int
+action_answer(struct http_error *e, const char *id, struct model_thread *t)
+{
+	int rc = thread_identity(e, id, t, false);
+
+	if (rc == 0 && t->thread_id[0] == '\0') {
+		free(t->thread_id);
+		if ((t->thread_id = strdup(id)) == NULL) {
+			model_thread_clear(t);
+			return efail(e, ENOMEM, 0, "out of memory");
+		}
+	}
+	return rc;
+}
+
 /* ---- unary calls ---- */
 
 /* Sends one request and parses its answer as JSON into *out (a new
@@ -267,13 +339,24 @@ api_create_thread(struct api *a, const struct api_create *rq, struct model_threa
 		return efail(e, EINVAL, 0, "the request cannot be encoded (not UTF-8?)");
 	rc = unary_parse(a, call, "POST", API_PREFIX "/threads", body, 0, parse_thread, out, e);
 	json_decref(body);
+	/* the new thread's id must be there; the rest may be left out */
+	if (rc == 0)
+		rc = thread_identity(e, NULL, out, true);
 	return rc;
 }
 
 int
 api_get_thread(struct api *a, const char *id, struct model_thread *out, struct http_error *e)
 {
-	return get_object(a, "GetThread", "threads", "thread id", id, "", parse_thread, out, e);
+	struct http_error local;
+	int rc;
+
+	if (e == NULL)
+		e = &local;
+	rc = get_object(a, "GetThread", "threads", "thread id", id, "", parse_thread, out, e);
+	if (rc == 0)
+		rc = thread_identity(e, id, out, true);
+	return rc;
 }
 
 /* Appends "&name=value" (or "?name=value" first), the value escaped. */
@@ -326,6 +409,8 @@ api_cancel_thread(struct api *a, const char *id, struct model_thread *out, struc
 	/* cancelling twice is the same as once */
 	rc = unary_parse(a, call, "POST", path, body, HTTP_IDEMPOTENT, parse_thread, out, e);
 	json_decref(body);
+	if (rc == 0)
+		rc = action_answer(e, id, out);
 	return rc;
 }
 
@@ -351,6 +436,8 @@ api_resume_thread(struct api *a, const char *id, const char *answer_json, struct
 	}
 	rc = unary_parse(a, call, "POST", path, body, 0, parse_thread, out, e);
 	json_decref(body);
+	if (rc == 0)
+		rc = action_answer(e, id, out);
 	return rc;
 }
 
@@ -373,7 +460,11 @@ api_get_result(struct api *a, const char *id, const struct api_result_query *q,
 		query_add(path, sizeof(path), "outputOnly", "true");
 	if (q != NULL && q->metadata_only)
 		query_add(path, sizeof(path), "metadataOnly", "true");
-	return unary_parse(a, call, "GET", path, NULL, 0, parse_result, out, e);
+	if ((rc = unary_parse(a, call, "GET", path, NULL, 0, parse_result, out, e)) != 0)
+		return rc;
+	if ((rc = check_identity(e, "threadId", id, out->thread_id, true)) != 0)
+		model_result_clear(out);
+	return rc;
 }
 
 int
@@ -394,7 +485,15 @@ api_list_scripts(struct api *a, int page_size, const char *page_token,
 int
 api_get_script(struct api *a, const char *name, struct model_script *out, struct http_error *e)
 {
-	return get_object(a, "GetScript", "scripts", "script name", name, "", parse_script, out, e);
+	struct http_error local;
+	int rc;
+
+	if (e == NULL)
+		e = &local;
+	rc = get_object(a, "GetScript", "scripts", "script name", name, "", parse_script, out, e);
+	if (rc == 0 && (rc = check_identity(e, "name", name, out->name, true)) != 0)
+		model_script_clear(out);
+	return rc;
 }
 
 int
@@ -410,6 +509,7 @@ api_list_versions(struct api *a, const char *name, struct model_version_list *ou
 /* What a stream call is doing: the parser's messages go through check()
  * and then to the caller's callback. */
 struct sctx {
+	const char *thread_id; /* the thread asked about: every message must be of it */
 	struct stream *parser;
 	int (*check)(struct sctx *s, json_t *msg);
 	int (*check_msg)(struct sctx *s, const struct model_result_msg *m); /* result streams */
@@ -487,6 +587,14 @@ check_event(struct sctx *s, json_t *msg)
 		model_event_clear(&ev);
 		return 0;
 	}
+	if (ev.has_thread && ev.thread.thread_id[0] != '\0' &&
+	    strcmp(ev.thread.thread_id, s->thread_id) != 0) {
+		char ex[64];
+
+		id_excerpt(ex, sizeof(ex), ev.thread.thread_id);
+		model_event_clear(&ev);
+		return sfail(s, "an event about thread \"%s\", not the one asked for", ex);
+	}
 	if (ev.has_thread && model_thread_terminal(ev.thread.status))
 		s->terminal = true;
 	rc = handed(s, s->event_fn(&ev, s->arg));
@@ -526,6 +634,15 @@ check_result_msg(struct sctx *s, const struct model_result_msg *m)
 			return sfail(s, "a second meta message");
 		if (m->output_total_bytes < 0)
 			return sfail(s, "a negative outputTotalBytes");
+		if (m->thread_id[0] == '\0')
+			return sfail(s, "a meta message naming no thread");
+		if (strcmp(m->thread_id, s->thread_id) != 0) {
+			char ex[64];
+
+			id_excerpt(ex, sizeof(ex), m->thread_id);
+			return sfail(s, "a meta message about thread \"%s\", not the one asked for",
+			             ex);
+		}
 		s->have_meta = true;
 		s->total = m->output_total_bytes;
 		return 0;
@@ -721,7 +838,7 @@ api_watch(struct api *a, const char *id, const char *step_path, api_event_fn fn,
           int64_t stall_ms, struct http_abort *abort, struct http_error *e)
 {
 	struct http_error local;
-	struct sctx s = {.check = check_event, .event_fn = fn, .arg = arg};
+	struct sctx s = {.thread_id = id, .check = check_event, .event_fn = fn, .arg = arg};
 	char path[2400], call[64], esc[1024];
 	bool step = step_path != NULL && step_path[0] != '\0';
 	int rc;
@@ -778,8 +895,11 @@ api_stream_result(struct api *a, const char *id, size_t max_chunk, api_result_fn
                   struct http_abort *abort, struct http_error *e)
 {
 	struct http_error local;
-	struct sctx s = {
-	    .check = check_result, .check_msg = check_result_msg, .result_fn = fn, .arg = arg};
+	struct sctx s = {.thread_id = id,
+	                 .check = check_result,
+	                 .check_msg = check_result_msg,
+	                 .result_fn = fn,
+	                 .arg = arg};
 	char path[1300], call[64], suffix[64];
 	int rc;
 
@@ -819,7 +939,8 @@ api_stream_steps(struct api *a, const char *id, const char *step_path, size_t ma
                  api_result_fn fn, void *arg, struct http_abort *abort, struct http_error *e)
 {
 	struct http_error local;
-	struct sctx s = {.check = check_result,
+	struct sctx s = {.thread_id = id,
+	                 .check = check_result,
 	                 .check_msg = check_step_msg,
 	                 .result_fn = fn,
 	                 .arg = arg,

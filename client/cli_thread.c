@@ -143,6 +143,31 @@ print_single(struct cli *c, const struct model_thread *t)
 	return print_thread_row(c, t);
 }
 
+/*
+ * Prints an action's answer (create, cancel, resume). A minimal answer
+ * (only the id, or {}: its status unspecified) is completed with GetThread
+ * first; when that fails, the id alone is printed and the failure is the
+ * exit status, so the id of a thread that was made is never lost.
+ */
+static int
+print_answer(struct cli *c, struct model_thread *t)
+{
+	struct model_thread full;
+	struct http_error e;
+	int rc, fetched = EXIT_OK;
+
+	if (t->status == MODEL_THREAD_UNSPECIFIED) {
+		if (api_get_thread(c->api, t->thread_id, &full, &e) == 0) {
+			model_thread_clear(t);
+			*t = full;
+		} else {
+			fetched = cli_api_error(&e);
+		}
+	}
+	rc = print_single(c, t);
+	return fetched != EXIT_OK ? fetched : rc;
+}
+
 /* CreateThread from create's and run's flags. */
 static int
 create(struct cli *c, const struct cli_args *a, struct model_thread *t)
@@ -183,7 +208,7 @@ cmd_create(struct cli *c, const struct cli_args *a)
 
 	if ((rc = create(c, a, &t)) != EXIT_OK)
 		return rc;
-	rc = print_single(c, &t);
+	rc = print_answer(c, &t);
 	model_thread_clear(&t);
 	return rc;
 }
@@ -625,7 +650,7 @@ cmd_cancel(struct cli *c, const struct cli_args *a)
 
 	if (api_cancel_thread(c->api, a->arg, &t, &e) != 0)
 		return cli_api_error(&e);
-	rc = print_single(c, &t);
+	rc = print_answer(c, &t);
 	model_thread_clear(&t);
 	return rc;
 }
@@ -644,7 +669,7 @@ cmd_resume(struct cli *c, const struct cli_args *a)
 	free(input);
 	if (rc != 0)
 		return cli_api_error(&e);
-	rc = print_single(c, &t);
+	rc = print_answer(c, &t);
 	model_thread_clear(&t);
 	return rc;
 }

@@ -65,6 +65,25 @@ static const struct enum_info event_type_enum = {
 static const struct enum_info step_part_enum = {
     step_part_names, MODEL_PART_UNKNOWN, 0, {"STEP_PART_"}};
 
+/*
+ * The script and version statuses are kept as text (their canonical full
+ * name when known, else the wire's own text or number), since the client
+ * acts on none of them. The values and their order are those of
+ * shared/scriptum-api.md §6; integers count from 1 in that order.
+ */
+static const char *const script_status_names[] = {
+    "SCRIPT_STATUS_UNSPECIFIED", "SCRIPT_STATUS_CREATED",  "SCRIPT_STATUS_DRAFT",
+    "SCRIPT_STATUS_ACTIVE",      "SCRIPT_STATUS_DISABLED", "SCRIPT_STATUS_ARCHIVED",
+};
+static const char *const version_status_names[] = {
+    "VERSION_STATUS_UNSPECIFIED", "VERSION_STATUS_DRAFT",  "VERSION_STATUS_COMPILING",
+    "VERSION_STATUS_COMPILED",    "VERSION_STATUS_ACTIVE", "VERSION_STATUS_SUPERSEDED",
+    "VERSION_STATUS_FAILED",
+};
+static const struct enum_info script_status_enum = {script_status_names, 6, 0, {"SCRIPT_STATUS_"}};
+static const struct enum_info version_status_enum = {
+    version_status_names, 7, 0, {"VERSION_STATUS_", "SCRIPT_VERSION_STATUS_"}};
+
 _Static_assert(sizeof(thread_status_names) / sizeof(thread_status_names[0]) == MODEL_THREAD_UNKNOWN,
                "thread status names");
 _Static_assert(sizeof(step_status_names) / sizeof(step_status_names[0]) == MODEL_STEP_UNKNOWN,
@@ -352,7 +371,8 @@ model_step_path_cmp(const char *a, const char *b)
 /* ---- message tables ---- */
 
 enum kind {
-	K_STR,   /* char *: a JSON string */
+	K_STR,   /* char *: a JSON string; with en, an enum kept as its text (a name, a
+	          * prefixed name or an integer, the full name when known) */
 	K_JSON,  /* char *: a string holding JSON, or a JSON value kept as its text */
 	K_INT,   /* int64_t: rendered as a JSON number */
 	K_I64,   /* int64_t: rendered as a decimal string */
@@ -398,6 +418,10 @@ struct msg {
 #define FENUM(T, name, m, text, en)                                       \
 	{                                                                 \
 		name, K_ENUM, offsetof(T, m), offsetof(T, text), NULL, en \
+	}
+#define FETEXT(T, name, m, en)                                \
+	{                                                     \
+		name, K_STR, offsetof(T, m), NO_AUX, NULL, en \
 	}
 #define FPART(T, name, m)                                                   \
 	{                                                                   \
@@ -493,7 +517,7 @@ static const struct field script_fields[] = {
     FLD(struct model_script, "name", K_STR, name),
     FLD(struct model_script, "description", K_STR, description),
     FLD(struct model_script, "activeVersion", K_INT, active_version),
-    FLD(struct model_script, "status", K_STR, status),
+    FETEXT(struct model_script, "status", status, &script_status_enum),
     FLD(struct model_script, "createdAtMs", K_I64, created_at_ms),
     FLD(struct model_script, "updatedAtMs", K_I64, updated_at_ms),
 };
@@ -510,7 +534,7 @@ static const struct msg script_list_msg = {"ScriptList", script_list_fields,
 
 static const struct field version_fields[] = {
     FLD(struct model_version, "version", K_INT, version),
-    FLD(struct model_version, "status", K_STR, status),
+    FETEXT(struct model_version, "status", status, &version_status_enum),
     FLD(struct model_version, "createdAtMs", K_I64, created_at_ms),
 };
 static const struct msg version_msg = {"ScriptVersion", version_fields, NFIELDS(version_fields),
@@ -890,21 +914,59 @@ own_field(const struct msg *m, const char *key)
 	return false;
 }
 
-/* A unary answer wrapped in one key that is not a field of its own
- * ({"thread": {...}}, {"result": {...}}): the object inside. */
+/* How many of the message's own fields the object has (checking at most
+ * MAX_OWN_SCAN keys: an answer of a million unknown keys costs no more). */
+#define MAX_OWN_SCAN 256
+
+static size_t
+own_fields(const struct msg *m, const json_t *obj)
+{
+	const char *key;
+	json_t *item;
+	size_t n = 0, seen = 0;
+
+	json_object_foreach((json_t *)obj, key, item)
+	{
+		if (++seen > MAX_OWN_SCAN)
+			break;
+		if (own_field(m, key))
+			n++;
+	}
+	return n;
+}
+
+/*
+ * A unary answer wrapped in one key ({"thread": {...}}, {"result": {...}}),
+ * with or without unknown siblings ({"thread": {...}, "requestId": "r1"}):
+ * the object inside: the member object holding more of the message's own
+ * fields than the answer itself does (the most, of several), or the only
+ * member object of an answer holding none. Else the answer is the message.
+ */
 static const json_t *
 unwrap(const struct msg *m, const json_t *v)
 {
+	const json_t *best = NULL;
+	size_t best_n = 0, objects = 0, seen = 0, top_n = own_fields(m, v);
 	const char *key;
 	json_t *inner;
 
-	if (json_object_size(v) != 1)
-		return v;
 	json_object_foreach((json_t *)v, key, inner)
 	{
-		if (json_is_object(inner) && !own_field(m, key))
-			return inner;
+		size_t n;
+
+		if (++seen > MAX_OWN_SCAN)
+			break;
+		if (!json_is_object(inner))
+			continue;
+		objects++;
+		n = own_fields(m, inner);
+		if (best == NULL || n > best_n) {
+			best = inner;
+			best_n = n;
+		}
 	}
+	if (best != NULL && (best_n > top_n || (top_n == 0 && objects == 1)))
+		return best;
 	return v;
 }
 
@@ -979,6 +1041,24 @@ parse_bool(struct ctx *c, const json_t *v, bool *out)
 	return expected(c, "a boolean", v);
 }
 
+static int parse_enum(struct ctx *c, const struct enum_info *e, const json_t *v, int *out,
+                      char *text);
+
+/* An enum kept as text (K_STR with en): its full name when known, "" for
+ * unspecified, else the wire's text or number as it came. */
+static int
+parse_enum_text(struct ctx *c, const struct enum_info *e, const json_t *v, char **out)
+{
+	char text[MODEL_ENUM_TEXT_MAX] = "";
+	int val, rc;
+
+	if ((rc = parse_enum(c, e, v, &val, text)) != 0)
+		return rc;
+	free(*out);
+	*out = strdup(val == e->n ? text : val == 0 ? "" : e->names[val]);
+	return *out == NULL ? oom(c) : 0;
+}
+
 static int
 parse_enum(struct ctx *c, const struct enum_info *e, const json_t *v, int *out, char *text)
 {
@@ -996,7 +1076,19 @@ parse_enum(struct ctx *c, const struct enum_info *e, const json_t *v, int *out, 
 		*out = enum_from_int(e, n, text);
 		return 0;
 	}
-	return expected(c, "an enum name or number", v);
+	/* a value of no enum's spelling (1.5, true) is still only a value
+	 * this client does not know; a structure is no value at all */
+	if (json_is_object(v) || json_is_array(v))
+		return expected(c, "an enum name or number", v);
+	if (text != NULL) {
+		if (json_is_real(v))
+			snprintf(text, MODEL_ENUM_TEXT_MAX, "%g", json_real_value(v));
+		else
+			snprintf(text, MODEL_ENUM_TEXT_MAX, "%s",
+			         json_is_true(v) ? "true" : "false");
+	}
+	*out = e->n;
+	return 0;
 }
 
 /* A string holding JSON as its text; any other JSON value as its compact
@@ -1151,6 +1243,8 @@ field_parse(const struct field *f, const json_t *v, void *base, struct ctx *c)
 				return oom(c);
 			return 0;
 		}
+		if (f->kind == K_STR && f->en != NULL)
+			return parse_enum_text(c, f->en, v, s);
 		if (f->kind == K_STR && !json_is_string(v))
 			return expected(c, "a string", v);
 		free(*s);
@@ -1338,7 +1432,7 @@ model_result_msg_parse(const json_t *v, struct model_result_msg *out, char *err,
 	if (!json_is_object(v))
 		return expected(&c, "an object", v);
 	inner = json_object_get(v, "result");
-	if (json_object_size(v) == 1 && json_is_object(inner))
+	if (json_is_object(inner))
 		v = inner;
 	for (size_t i = 0; i < NFIELDS(members); i++) {
 		char key[64];

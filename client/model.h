@@ -3,7 +3,9 @@
  * shape the gateway sends (SPEC §2.6: camelCase or snake_case names, a unary
  * answer bare or wrapped in a one-key object, enums with or without their
  * prefix, in any case or as integers, CANCELED for CANCELLED, int64 as a
- * string or a number, missing fields as zero, unknown fields ignored), and
+ * string or a number, missing fields as zero, unknown fields ignored at
+ * every level, the wrapper's siblings included; an enum value this client
+ * does not know is kept as UNKNOWN with its text, never an error), and
  * rendered back as the canonical wire form (camelCase, int64 as strings,
  * prefixed enum names, zero fields omitted).
  *
@@ -170,7 +172,9 @@ struct model_thread_list {
 	char *next_page_token; /* "" on the last page */
 };
 
-/* Script (ListScripts' entries, GetScript). status is free text. */
+/* Script (ListScripts' entries, GetScript). status is text: the full name
+ * of a known value ("SCRIPT_STATUS_ACTIVE"), else the wire's own text or
+ * number ("7"); model_version's status likewise. */
 struct model_script {
 	char *name;
 	char *description;
@@ -249,8 +253,8 @@ struct model_result_msg {
 
 /*
  * Parsers. Each takes a borrowed JSON value: the message, or a unary answer
- * wrapped in one key (any key that is not one of the message's own fields,
- * e.g. {"thread": {...}}, {"result": {...}}). Return 0, or -EPROTO with a
+ * wrapped in one key, with or without unknown siblings ({"thread": {...}},
+ * {"result": {...}, "requestId": "r1"}). Return 0, or -EPROTO with a
  * message in err (the value is not an object, a field has an impossible
  * type or value, bad base64), or -ENOMEM.
  */

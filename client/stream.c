@@ -199,13 +199,14 @@ buf_append(struct stream *p, const char *s, size_t n)
 	return 0;
 }
 
-/* {"error": {...}} or {"error": "..."}, and nothing else. */
+/* {"error": {...}} or {"error": "..."}, unknown siblings allowed, but no
+ * "result" beside it (that is a message). */
 static bool
 is_error(const json_t *o)
 {
 	const json_t *e;
 
-	if (!json_is_object(o) || json_object_size(o) != 1)
+	if (!json_is_object(o) || json_object_get(o, "result") != NULL)
 		return false;
 	e = json_object_get(o, "error");
 	return json_is_object(e) || json_is_string(e);
@@ -383,7 +384,8 @@ deliver(struct stream *p, const char *s, size_t n)
 		return fail(p, -EPROTO, "stream message %zu is not valid JSON: %s (at byte %d)",
 		            p->count + 1, jerr.text, jerr.position);
 	msg = root;
-	if (json_object_size(root) == 1 && json_object_get(root, "result") != NULL)
+	/* the wrapper may have unknown siblings ({"result": {...}, "seq": 3}) */
+	if (json_is_object(json_object_get(root, "result")))
 		msg = json_object_get(root, "result");
 	if (p->ev_error || is_error(root))
 		rc = remote_error(p, root);

@@ -413,6 +413,7 @@ main(int argc, char *argv[])
 	}
 	po.cache_dir = m.opt.cache_dir;
 	po.cache_size = m.opt.cache_size;
+	po.log = m.errors;
 	if (payloads_new(m.api, &po, &m.payloads, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scriptumfs: cache_dir %s: %s\n", m.opt.cache_dir, err);
 		goto err_out3;

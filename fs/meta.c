@@ -667,7 +667,9 @@ meta_seed(struct meta *m, const struct model_thread *t)
 	struct model_thread copy;
 	struct entry *e;
 
-	if (t->thread_id[0] == '\0' || model_thread_copy(&copy, t) != 0)
+	/* a minimal answer (CreateThread's {"threadId"}) tells nothing to show */
+	if (t->thread_id[0] == '\0' || t->status == MODEL_THREAD_UNSPECIFIED ||
+	    model_thread_copy(&copy, t) != 0)
 		return;
 	pthread_mutex_lock(&m->lock);
 	if ((e = entry_get(m, t->thread_id)) != NULL) {

@@ -53,7 +53,8 @@ void meta_on_output(struct meta *m, meta_output_fn *fn, void *arg);
  * a call: false when unknown. Says nothing of its result or steps. */
 bool meta_is_final(struct meta *m, const char *id);
 
-/* A Thread seen in a listing: kept as if fetched now. */
+/* A Thread seen in a listing or an action's answer: kept as if fetched now.
+ * One whose status is unspecified (a minimal answer) is not kept. */
 void meta_seed(struct meta *m, const struct model_thread *t);
 
 /* Forgets what is cached of a thread that changed (a resume, a cancel, an

@@ -254,6 +254,7 @@ struct pentry {
 
 struct payloads {
 	struct api *api;
+	struct errlog *log;
 	int dirfd;
 	uint64_t cache_size;
 	size_t max_chunk;
@@ -860,17 +861,16 @@ on_step(const struct model_result_msg *m, void *arg)
  * 0 when the bytes are written, 1 when the answer cannot be used (truncated,
  * or another size) and the stream must be asked, -EIO with why. */
 static int
-fetch_unary(struct dl *d, char *why, size_t len)
+fetch_unary(struct dl *d, struct http_error *he, char *why, size_t len)
 {
 	struct pentry *e = d->e;
 	struct api_result_query q = {.output_only = true};
 	struct model_result r;
-	struct http_error he;
 	int rc;
 
-	rc = api_get_result(e->ps->api, e->thread_id, &q, &r, &he);
+	rc = api_get_result(e->ps->api, e->thread_id, &q, &r, he);
 	if (rc != 0) {
-		http_error_string(&he, why, len);
+		http_error_string(he, why, len);
 		return -EIO;
 	}
 	if (r.output_truncated || r.output_len != e->size || r.output_data == NULL) {
@@ -880,7 +880,7 @@ fetch_unary(struct dl *d, char *why, size_t len)
 	rc = dl_write(d, r.output_data, r.output_len);
 	model_result_clear(&r);
 	if (rc != 0) {
-		snprintf(why, len, "%s: %s", he.call, d->why[0] != '\0' ? d->why : "abandoned");
+		snprintf(why, len, "%s: %s", he->call, d->why[0] != '\0' ? d->why : "abandoned");
 		return -EIO;
 	}
 	return 0;
@@ -1042,6 +1042,30 @@ download_end(struct pentry *e, bool ok, const char *why)
 	pthread_mutex_unlock(&ps->lock);
 }
 
+/*
+ * Records a failed download in the error log, as every failed API call is
+ * (a reader that left is no failure). he is the last call's outcome; why
+ * says what went wrong, "Call id: message".
+ */
+static void
+download_failed(struct pentry *e, const struct http_error *he, const char *why)
+{
+	struct payloads *ps = e->ps;
+	struct http_error rec = *he;
+	size_t cl = strlen(rec.call);
+	bool abandoned;
+
+	pthread_mutex_lock(&ps->lock);
+	abandoned = e->abandoned;
+	pthread_mutex_unlock(&ps->lock);
+	if (ps->log == NULL || abandoned)
+		return;
+	if (cl > 0 && strncmp(why, rec.call, cl) == 0 && strncmp(why + cl, ": ", 2) == 0)
+		why += cl + 2;
+	snprintf(rec.message, sizeof(rec.message), "%s", why);
+	errlog_add(ps->log, &rec);
+}
+
 static void *
 download_main(void *arg)
 {
@@ -1052,8 +1076,9 @@ download_main(void *arg)
 	char why[ERR_MAX] = "";
 	int rc = 1;
 
+	memset(&he, 0, sizeof(he));
 	if (e->step_path == NULL && e->size <= (uint64_t)API_UNARY_OUTPUT_MAX)
-		rc = fetch_unary(&d, why, sizeof(why));
+		rc = fetch_unary(&d, &he, why, sizeof(why));
 	if (rc > 0) {
 		pthread_mutex_lock(&ps->lock);
 		e->unary = false;
@@ -1080,6 +1105,8 @@ download_main(void *arg)
 		pthread_join(e->dwriter, NULL);
 		e->dwriter_live = false;
 	}
+	if (rc != 0)
+		download_failed(e, &he, why);
 	download_end(e, rc == 0, why);
 	return NULL;
 }
@@ -1494,6 +1521,7 @@ payloads_new(struct api *api, const struct payloads_options *o, struct payloads 
 	}
 	ps->nbuckets = 64;
 	ps->api = api;
+	ps->log = o->log;
 	ps->cache_size = o->cache_size;
 	ps->max_chunk = o->max_chunk;
 	ps->stall_ms = o->stall_ms > 0 ? o->stall_ms : 0;

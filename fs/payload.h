@@ -41,10 +41,12 @@ struct payloads_options {
 	uint64_t cache_size;   /* bytes of finished payloads kept; 0: keep none after close */
 	size_t max_chunk;      /* maxChunkBytes asked of the stream calls; 0: server default */
 	int64_t stall_ms;      /* a download silent this long fails; 0: transport default */
+	struct errlog *log;    /* where failed downloads are recorded; NULL: nowhere */
 };
 
 struct payloads;
 struct payload;
+struct errlog;
 
 /*
  * The manager. api is borrowed and must outlive it. Cache files found in

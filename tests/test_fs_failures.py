@@ -74,6 +74,27 @@ def test_an_error_line_in_the_stream_is_eio_never_a_short_file(emu, fs, size):
     assert file_sha256(fs.thread(tid, "output.json")) == raw_output_sha256(emu, tid)
 
 
+def test_a_failed_download_is_logged_in_scriptumfs_errors(emu, fs):
+    """scriptumfs(1): every failed API call goes to .scriptumfs/errors and
+    the log; a payload download is one (StreamThreadResult, and a small
+    output's GetThreadResult)."""
+    big = emu.seed("echo", outputBytes=8 * MiB)[0]
+    small = emu.seed("echo", outputBytes=1000)[0]
+    emu.faults(errorAfterBytes=MiB, match="/result/stream")
+    res = run_cmd(["cat", fs.thread(big, "output.json")], timeout=120)
+    assert res.returncode != 0 and "Input/output error" in res.stderr, res.stderr
+    assert os.stat(fs.thread(small, "output.json")).st_size == 1000  # the metadata, cached
+    emu.faults(errorRate=1, errorStatus=500, match=f"/threads/{small}/result")
+    res = run_cmd(["cat", fs.thread(small, "output.json")], timeout=120)
+    assert res.returncode != 0, res.stderr
+    emu.clear_faults()
+    text = read(fs(".scriptumfs", "errors")).decode()
+    lines = [l for l in text.splitlines() if f"StreamThreadResult {big}" in l]
+    assert lines, f"no StreamThreadResult {big} line in .scriptumfs/errors:\n{text}"
+    assert any(f"GetThreadResult {small}" in l and "500" in l for l in text.splitlines()), text
+    assert f"StreamThreadResult {big}" in fs.stderr_text(), "the failure is not in the log"
+
+
 def test_a_cut_step_stream_is_eio_then_succeeds(emu, fs):
     tid = emu.seed("bigreport", outputBytes=100)[0]
     path = fs.thread(tid, "steps", "2", "output.json")

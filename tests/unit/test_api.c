@@ -704,15 +704,14 @@ test_thread_id_is_percent_encoded_in_the_path(void **state)
 	struct fx *fx = *state;
 	struct model_thread t;
 
+	/* the canned answer names thread "x": refused, but the path is what counts here */
 	serve(fx, reply_full(200, JSON, "{\"threadId\": \"x\"}"));
-	assert_int_equal(api_get_thread(fx->a, "../a b%c", &t, &fx->e), 0);
-	model_thread_clear(&t);
+	assert_int_equal(api_get_thread(fx->a, "../a b%c", &t, &fx->e), -EPROTO);
 	assert_string_equal(line(fx), "GET /v1/scriptum/threads/..%2Fa%20b%25c HTTP/1.1");
 	assert_string_equal(fx->e.call, "GetThread ../a b%c");
 
 	/* a whole segment of dots would climb out of /threads/ */
-	assert_int_equal(api_get_thread(fx->a, "..", &t, &fx->e), 0);
-	model_thread_clear(&t);
+	assert_int_equal(api_get_thread(fx->a, "..", &t, &fx->e), -EPROTO);
 	assert_string_equal(line(fx), "GET /v1/scriptum/threads/%2E%2E HTTP/1.1");
 	assert_int_equal(canned_requests(fx->cs), 2);
 
@@ -1451,6 +1450,186 @@ test_echo_thread_on_the_emulator_gives_back_its_input(void **state)
 	model_thread_clear(&t);
 }
 
+/* ---- answers of any plausible shape, and their identity ---- */
+
+static void
+test_get_thread_unwraps_a_wrapper_with_unknown_siblings(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+
+	serve(fx, reply_full(200, JSON,
+	                     "{\"thread\": {\"threadId\": \"th_1\", \"scriptName\": \"echo\", "
+	                     "\"status\": \"THREAD_STATUS_PAUSED\", \"totalSteps\": 3}, "
+	                     "\"requestId\": \"req-9\", \"trace\": {\"span\": \"ab\"}}"));
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), 0);
+	assert_string_equal(t.thread_id, "th_1");
+	assert_string_equal(t.script_name, "echo");
+	assert_int_equal(t.status, MODEL_THREAD_PAUSED);
+	assert_int_equal(t.total_steps, 3);
+	model_thread_clear(&t);
+}
+
+static void
+test_get_thread_without_thread_id_is_eproto_naming_it(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+
+	serve(fx, reply_full(200, JSON, "{\"requestId\": \"req-9\", \"status\": \"RUNNING\"}"));
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), -EPROTO);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_string_equal(fx->e.call, "GetThread th_1");
+	assert_message_has(&fx->e, "no threadId");
+}
+
+static void
+test_get_thread_answered_with_another_thread_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+
+	serve(fx, reply_full(200, JSON,
+	                     "{\"threadId\": \"th_2\", \"status\": \"THREAD_STATUS_COMPLETED\"}"));
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), -EPROTO);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_message_has(&fx->e, "\"th_2\"");
+}
+
+static void
+test_create_thread_minimal_answer_gives_the_new_id(void **state)
+{
+	struct fx *fx = *state;
+	struct api_create rq = {.script_name = "echo"};
+	struct model_thread t;
+
+	serve(fx, reply_full(200, JSON, "{\"threadId\": \"th_new\"}"));
+	assert_int_equal(api_create_thread(fx->a, &rq, &t, &fx->e), 0);
+	assert_string_equal(t.thread_id, "th_new");
+	assert_int_equal(t.status, MODEL_THREAD_UNSPECIFIED);
+	model_thread_clear(&t);
+	serve(fx, reply_full(200, JSON, "{\"response\": {\"threadId\": \"th_w\"}, \"x\": 1}"));
+	assert_int_equal(api_create_thread(fx->a, &rq, &t, &fx->e), 0);
+	assert_string_equal(t.thread_id, "th_w");
+	model_thread_clear(&t);
+}
+
+static void
+test_create_thread_answer_without_an_id_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+	struct api_create rq = {.script_name = "echo"};
+	struct model_thread t;
+
+	serve(fx, reply_full(200, JSON, "{}"));
+	assert_int_equal(api_create_thread(fx->a, &rq, &t, &fx->e), -EPROTO);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_string_equal(fx->e.call, "CreateThread echo");
+	assert_message_has(&fx->e, "no threadId");
+}
+
+static void
+test_cancel_and_resume_minimal_answers_are_about_the_thread_asked(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+
+	serve(fx, reply_full(200, JSON, "{}"));
+	assert_int_equal(api_cancel_thread(fx->a, "th_1", &t, &fx->e), 0);
+	assert_string_equal(t.thread_id, "th_1");
+	assert_int_equal(t.status, MODEL_THREAD_UNSPECIFIED);
+	model_thread_clear(&t);
+	serve(fx, reply_full(200, JSON, "{}"));
+	assert_int_equal(api_resume_thread(fx->a, "th_1", "\"ok\"", &t, &fx->e), 0);
+	assert_string_equal(t.thread_id, "th_1");
+	model_thread_clear(&t);
+	serve(fx, reply_full(200, JSON, "{\"threadId\": \"th_2\", \"status\": \"CANCELLED\"}"));
+	assert_int_equal(api_cancel_thread(fx->a, "th_1", &t, &fx->e), -EPROTO);
+	assert_message_has(&fx->e, "\"th_2\"");
+}
+
+static void
+test_get_result_of_another_thread_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+	struct model_result r;
+
+	serve(fx, reply_full(200, JSON,
+	                     "{\"threadId\": \"th_2\", \"status\": \"COMPLETED\", "
+	                     "\"outputTotalBytes\": \"3\", \"outputData\": \"YWJj\"}"));
+	assert_int_equal(api_get_result(fx->a, "th_1", NULL, &r, &fx->e), -EPROTO);
+	assert_message_has(&fx->e, "\"th_2\"");
+}
+
+static void
+test_script_statuses_of_any_spelling_are_kept(void **state)
+{
+	struct fx *fx = *state;
+	struct model_script_list l;
+	struct model_version_list v;
+
+	serve(fx, reply_full(200, JSON,
+	                     "{\"scripts\": [{\"name\": \"a\", \"status\": 3}, "
+	                     "{\"name\": \"b\", \"status\": \"archived\"}, "
+	                     "{\"name\": \"c\", \"status\": 42}, "
+	                     "{\"name\": \"d\", \"status\": \"SCRIPT_STATUS_FROZEN\"}]}"));
+	assert_int_equal(api_list_scripts(fx->a, 0, NULL, &l, &fx->e), 0);
+	assert_int_equal(l.n_scripts, 4);
+	assert_string_equal(l.scripts[0].status, "SCRIPT_STATUS_ACTIVE");
+	assert_string_equal(l.scripts[1].status, "SCRIPT_STATUS_ARCHIVED");
+	assert_string_equal(l.scripts[2].status, "42");
+	assert_string_equal(l.scripts[3].status, "SCRIPT_STATUS_FROZEN");
+	model_script_list_clear(&l);
+	serve(fx, reply_full(200, JSON,
+	                     "{\"versions\": [{\"version\": 2, \"status\": 4}, "
+	                     "{\"version\": 1, \"status\": \"superseded\"}]}"));
+	assert_int_equal(api_list_versions(fx->a, "a", &v, &fx->e), 0);
+	assert_string_equal(v.versions[0].status, "VERSION_STATUS_ACTIVE");
+	assert_string_equal(v.versions[1].status, "VERSION_STATUS_SUPERSEDED");
+	model_version_list_clear(&v);
+}
+
+static void
+test_get_script_without_its_name_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+	struct model_script sc;
+
+	serve(fx, reply_full(200, JSON, "{\"script\": {\"description\": \"x\"}, \"rid\": \"1\"}"));
+	assert_int_equal(api_get_script(fx->a, "echo", &sc, &fx->e), -EPROTO);
+	assert_string_equal(fx->e.call, "GetScript echo");
+	assert_message_has(&fx->e, "no name");
+}
+
+static void
+test_result_stream_meta_of_another_thread_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+
+	serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN,
+	                       MSGS("{\"meta\": {\"threadId\": \"th_2\", \"outputTotalBytes\": 3}}",
+	                            CHUNK(0, "YWJj", true))));
+	assert_int_equal(api_stream_result(fx->a, "th_1", 0, on_result, &fx->seen, NULL, &fx->e),
+	                 -EPROTO);
+	assert_message_has(&fx->e, "\"th_2\"");
+	assert_int_equal(fx->seen.nbytes, 0);
+}
+
+static void
+test_result_stream_wrappers_may_have_unknown_siblings(void **state)
+{
+	struct fx *fx = *state;
+
+	serve(fx,
+	      reply_stream(FRAME_NDJSON, END_CLEAN,
+	                   MSGS("{\"result\": " META(3) ", \"seq\": 1}",
+	                        "{\"result\": " CHUNK(0, "YWJj", true) ", \"seq\": {\"n\": 2}}")));
+	assert_int_equal(api_stream_result(fx->a, "th_1", 0, on_result, &fx->seen, NULL, &fx->e),
+	                 0);
+	assert_int_equal(fx->seen.nbytes, 3);
+	assert_memory_equal(fx->seen.bytes, "abc", 3);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1496,6 +1675,17 @@ main(void)
 	    T(test_watch_step_path_too_long_names_the_call),
 	    T(test_resume_with_an_answer_not_utf8_names_the_call),
 	    T(test_echo_thread_on_the_emulator_gives_back_its_input),
+	    T(test_get_thread_unwraps_a_wrapper_with_unknown_siblings),
+	    T(test_get_thread_without_thread_id_is_eproto_naming_it),
+	    T(test_get_thread_answered_with_another_thread_is_eproto),
+	    T(test_create_thread_minimal_answer_gives_the_new_id),
+	    T(test_create_thread_answer_without_an_id_is_eproto),
+	    T(test_cancel_and_resume_minimal_answers_are_about_the_thread_asked),
+	    T(test_get_result_of_another_thread_is_eproto),
+	    T(test_script_statuses_of_any_spelling_are_kept),
+	    T(test_get_script_without_its_name_is_eproto),
+	    T(test_result_stream_meta_of_another_thread_is_eproto),
+	    T(test_result_stream_wrappers_may_have_unknown_siblings),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -470,17 +470,31 @@ test_event_type_prefixes_and_integers(void **state)
 	}
 }
 
+/* A structure where an enum belongs is no value at all; a scalar of no
+ * enum's spelling is only a value this client does not know. */
 static void
 test_enum_of_wrong_type_names_field(void **state)
 {
+	static const struct {
+		const char *js, *text;
+	} unknown[] = {{"{'threadId':'t','status':true}", "true"},
+	               {"{'threadId':'t','status':1.5}", "1.5"}};
+	struct model_thread t;
+
 	(void)state;
 	assert_thread_rejects("{'status':{}}",
 	                      "Thread.status: expected an enum name or number, got an object");
-	assert_thread_rejects(
-	    "{'status':true}",
-	    "Thread.status: expected an enum name or number, got a boolean (true)");
-	assert_thread_rejects("{'status':1.5}",
-	                      "Thread.status: expected an enum name or number, got a number (1.5)");
+	assert_thread_rejects("{'status':[1]}",
+	                      "Thread.status: expected an enum name or number, got an array");
+	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		json_t *v = js(unknown[i].js);
+
+		assert_int_equal(model_thread_parse(v, &t, NULL, 0), 0);
+		assert_int_equal(t.status, MODEL_THREAD_UNKNOWN);
+		assert_string_equal(t.status_text, unknown[i].text);
+		model_thread_clear(&t);
+		json_decref(v);
+	}
 }
 
 /* ---- scalars ---- */
@@ -1003,11 +1017,11 @@ test_script_and_script_list_parse(void **state)
 	assert_string_equal(s.name, "etl");
 	assert_string_equal(s.description, "Loads");
 	assert_int_equal(s.active_version, 3);
-	assert_string_equal(s.status, "ACTIVE");
+	assert_string_equal(s.status, "SCRIPT_STATUS_ACTIVE");
 	assert_int_equal(s.updated_at_ms, 2);
 	assert_renders(model_script_json(&s),
 	               "{'name':'etl','description':'Loads','activeVersion':3,"
-	               "'status':'ACTIVE','createdAtMs':'1','updatedAtMs':'2'}");
+	               "'status':'SCRIPT_STATUS_ACTIVE','createdAtMs':'1','updatedAtMs':'2'}");
 	model_script_clear(&s);
 	json_decref(v);
 
@@ -1021,8 +1035,18 @@ test_script_and_script_list_parse(void **state)
 	model_script_list_clear(&l);
 	json_decref(v);
 
-	assert_rejects(model_script_parse, struct model_script, model_script_clear, "{'status':1}",
-	               "Script.status: expected a string, got a number (1)");
+	/* a status of any spelling is kept: the full name when known, else as it came */
+	v = js("{'scripts':[{'name':'a','status':1},{'name':'b','status':'script_status_draft'},"
+	       "{'name':'c','status':99},{'name':'d','status':'PAUSED_BY_OPS'}]}");
+	assert_int_equal(model_script_list_parse(v, &l, NULL, 0), 0);
+	assert_string_equal(l.scripts[0].status, "SCRIPT_STATUS_CREATED");
+	assert_string_equal(l.scripts[1].status, "SCRIPT_STATUS_DRAFT");
+	assert_string_equal(l.scripts[2].status, "99");
+	assert_string_equal(l.scripts[3].status, "PAUSED_BY_OPS");
+	model_script_list_clear(&l);
+	json_decref(v);
+	assert_rejects(model_script_parse, struct model_script, model_script_clear, "{'status':{}}",
+	               "Script.status: expected an enum name or number, got an object");
 }
 
 static void
@@ -1036,12 +1060,12 @@ test_version_list_parse(void **state)
 	assert_int_equal(model_version_list_parse(v, &l, NULL, 0), 0);
 	assert_int_equal(l.n_versions, 2);
 	assert_int_equal(l.versions[0].version, 2);
-	assert_string_equal(l.versions[0].status, "ACTIVE");
+	assert_string_equal(l.versions[0].status, "VERSION_STATUS_ACTIVE");
 	assert_int_equal(l.versions[1].version, 1);
 	assert_string_equal(l.versions[1].status, "");
 	assert_int_equal(l.versions[1].created_at_ms, 8);
 	assert_renders(model_version_json(&l.versions[0]),
-	               "{'version':2,'status':'ACTIVE','createdAtMs':'9'}");
+	               "{'version':2,'status':'VERSION_STATUS_ACTIVE','createdAtMs':'9'}");
 	model_version_list_clear(&l);
 	json_decref(v);
 	/* {"versions": [...]} is the message itself, never a wrapper */
