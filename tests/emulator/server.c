@@ -812,6 +812,31 @@ reply(struct MHD_Connection *c, struct req *r, int rc, json_t *out, const struct
 	return send_json(c, r, 200, wire_unary(out, wrapper));
 }
 
+/* ListThreads with the query of c. */
+static int
+list_threads(struct MHD_Connection *c, json_t **out, struct api_err *e)
+{
+	int bad = 0, rc;
+	char *size = query_arg(c, "pageSize", "page_size", &bad);
+	char *tok = query_arg(c, "pageToken", "page_token", &bad);
+	char *status = query_arg(c, "statusFilter", "status_filter", &bad);
+	char *script = query_arg(c, "scriptNameFilter", "script_name_filter", &bad);
+	struct list_query q = {0, tok, status, script};
+	char *end = NULL;
+
+	if (size != NULL)
+		q.page_size = strtol(size, &end, 10);
+	if (bad || (size != NULL && (*end != '\0' || end == size)))
+		rc = -1, e->code = 3, snprintf(e->msg, sizeof(e->msg), "malformed query");
+	else
+		rc = store_list(&q, out, e);
+	free(size);
+	free(tok);
+	free(status);
+	free(script);
+	return rc;
+}
+
 /* The answer of CreateThread (create set), CancelThread or ResumeThread. */
 static enum MHD_Result
 reply_action(struct MHD_Connection *c, struct req *r, int rc, json_t *out, const struct api_err *e,
@@ -927,23 +952,7 @@ serve_call(struct MHD_Connection *c, struct req *r, const char *path, const stru
 		rc = store_get(rt.seg[1], &out, &e);
 		ret = reply(c, r, rc, out, &e, "thread");
 	} else if (strcmp(call, "ListThreads") == 0) {
-		char *size = query_arg(c, "pageSize", "page_size", &bad);
-		char *tok = query_arg(c, "pageToken", "page_token", &bad);
-		char *status = query_arg(c, "statusFilter", "status_filter", &bad);
-		char *script = query_arg(c, "scriptNameFilter", "script_name_filter", &bad);
-		struct list_query q = {0, tok, status, script};
-		char *end = NULL;
-
-		if (size != NULL)
-			q.page_size = strtol(size, &end, 10);
-		if (bad || (size != NULL && (*end != '\0' || end == size)))
-			rc = -1, e.code = 3, snprintf(e.msg, sizeof(e.msg), "malformed query");
-		else
-			rc = store_list(&q, &out, &e);
-		free(size);
-		free(tok);
-		free(status);
-		free(script);
+		rc = list_threads(c, &out, &e);
 		ret = reply(c, r, rc, out, &e, "response");
 	} else if (strcmp(call, "GetThreadResult") == 0) {
 		char *path_q = query_arg(c, "stepPath", "step_path", &bad);
