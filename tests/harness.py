@@ -223,9 +223,21 @@ def status_word(value):
     return "cancelled" if v == "canceled" else v
 
 
+def sniff_framing(data):
+    """The framing of a whole stream body, from its first byte: "sse",
+    "array" or "ndjson" (the random wire mode picks one per stream)."""
+    head = data.lstrip()[:5]
+    if head.startswith(b"data:"):
+        return "sse"
+    return "array" if head.startswith(b"[") else "ndjson"
+
+
 def parse_stream(data, framing="ndjson"):
-    """Splits a stream body into its messages (the result wrapper removed)
-    and its error (or None), following the framing."""
+    """Splits a stream body into its messages (the result wrapper removed,
+    with any unknown keys beside it) and its error (or None), following the
+    framing; framing "auto" tells it from the body (sniff_framing)."""
+    if framing == "auto":
+        framing = sniff_framing(data)
     if framing == "array":
         items = json.loads(data)
     elif framing == "sse":
@@ -242,7 +254,7 @@ def parse_stream(data, framing="ndjson"):
     for item in items:
         if set(item) == {"error"}:
             error = item["error"]
-        elif set(item) == {"result"}:
+        elif isinstance(item.get("result"), dict):
             messages.append(item["result"])
         else:
             messages.append(item)
@@ -818,10 +830,20 @@ STEP_STATUS_NAMES = ["UNSPECIFIED", "PENDING", "RUNNING", "PAUSED", "COMPLETED",
 EVENT_TYPE_NAMES = ["UNSPECIFIED", "SNAPSHOT", "STATUS", "STEP_STARTED", "STEP_FINISHED",
                     "YIELD"]
 STEP_PART_NAMES = ["UNSPECIFIED", "INPUT", "OUTPUT"]
+# the emulator's numbering (tests/emulator/wire.h), in the API docs' order
+SCRIPT_STATUS_NAMES = ["UNSPECIFIED", "CREATED", "DRAFT", "ACTIVE", "DISABLED", "ARCHIVED"]
+VERSION_STATUS_NAMES = ["UNSPECIFIED", "DRAFT", "COMPILING", "COMPILED", "ACTIVE",
+                        "SUPERSEDED", "FAILED"]
 _ENUM_KINDS = {"thread": (THREAD_STATUS_NAMES, "THREAD_STATUS_"),
                "step": (STEP_STATUS_NAMES, "STEP_STATUS_"),
                "event": (EVENT_TYPE_NAMES, "THREAD_EVENT_TYPE_"),
-               "part": (STEP_PART_NAMES, "STEP_PART_")}
+               "part": (STEP_PART_NAMES, "STEP_PART_"),
+               "script": (SCRIPT_STATUS_NAMES, "SCRIPT_STATUS_"),
+               "version": (VERSION_STATUS_NAMES, "VERSION_STATUS_")}
+# the keys no client knows that the emulator adds (--wire unknownkeys,
+# siblings, random; tests/emulator/wire.h), as camel_key spells them
+EMULATOR_UNKNOWN_KEYS = {"requestId", "traceId", "serverTimeMs", "debugInfo", "etag", "kind",
+                         "deprecatedFlag", "xEmulatorNote"}
 INT64_FIELDS = {"createdAtMs", "startedAtMs", "finishedAtMs", "durationMs", "atMs",
                 "outputTotalBytes", "inputTotalBytes", "totalYielded", "uptimeSeconds",
                 "updatedAtMs"}
@@ -834,7 +856,8 @@ def canonical_enum(kind, value):
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return prefix + names[value]
+        # a number the client does not know is kept as it is
+        return prefix + names[value] if 0 <= value < len(names) else value
     if isinstance(value, str):
         v = value.upper()
         if v.startswith(prefix):
@@ -848,9 +871,11 @@ def canonical_enum(kind, value):
     return value
 
 
-def _canon(value):
+def _canon(value, kind=None):
+    """kind: the status enum of the objects here when the key above says so
+    (a "versions" list)."""
     if isinstance(value, list):
-        return [_canon(v) for v in value]
+        return [_canon(v, kind) for v in value]
     if not isinstance(value, dict):
         return value
     items = [(camel_key(k), v) for k, v in value.items()]
@@ -859,7 +884,9 @@ def _canon(value):
         kind = "thread"
     elif "stepPath" in keys and "part" not in keys:
         kind = "step"
-    else:
+    elif "name" in keys and "stepPath" not in keys:
+        kind = "script"
+    elif kind != "version":
         kind = None
     out = {}
     for k, v in items:
@@ -874,19 +901,67 @@ def _canon(value):
         elif k == "part":
             out[k] = canonical_enum("part", v)
         else:
-            out[k] = _canon(v)
+            out[k] = _canon(v, "version" if k == "versions" else None)
     return out
+
+
+def unwrap_unary(doc):
+    """A unary answer without its one-key wrapper ({"thread": {...}}), also
+    when the emulator's unknown keys sit beside it (--wire siblings)."""
+    if not isinstance(doc, dict):
+        return doc
+    wrappers = [k for k, v in doc.items() if k in UNARY_WRAPPERS and isinstance(v, dict)]
+    rest = [k for k in doc if k not in wrappers]
+    if len(wrappers) == 1 and all(camel_key(k) in EMULATOR_UNKNOWN_KEYS for k in rest):
+        return doc[wrappers[0]]
+    return doc
 
 
 def canonical(doc, unwrap=True):
     """A message as the canonical wire spells it (camelCase, int64 as
     strings, full enum names), from any --wire variant; a unary answer's
-    one-key wrapper is removed when unwrap."""
-    if unwrap and isinstance(doc, dict) and len(doc) == 1:
-        (k, v), = doc.items()
-        if k in UNARY_WRAPPERS and isinstance(v, dict):
-            doc = v
+    one-key wrapper (and unknown siblings) is removed when unwrap."""
+    if unwrap:
+        doc = unwrap_unary(doc)
     return _canon(doc)
+
+
+def strip_unknown_keys(value):
+    """value without the keys the emulator adds for clients to ignore
+    (EMULATOR_UNKNOWN_KEYS), at every level; metadata maps are data."""
+    if isinstance(value, list):
+        return [strip_unknown_keys(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: (v if k == "metadata" else strip_unknown_keys(v)) for k, v in value.items()
+            if camel_key(k) not in EMULATOR_UNKNOWN_KEYS}
+
+
+def _drop_zero_fields(value):
+    if isinstance(value, list):
+        return [_drop_zero_fields(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for k, v in value.items():
+        if k != "metadata":
+            v = _drop_zero_fields(v)
+        zero = v is None or v is False or v == "" or v == [] or v == {} or \
+            (isinstance(v, int) and not isinstance(v, bool) and v == 0) or \
+            (k in INT64_FIELDS and v == "0")
+        if not zero:
+            out[k] = v
+    return out
+
+
+def canonical_message(doc, unwrap=True):
+    """What a message says, however the wire spells it (every --wire mode,
+    knob and random): canonical(), without the emulator's unknown keys,
+    and without fields at their zero value or null (the same as missing,
+    §2.6). Two answers that mean the same are equal once through this."""
+    if unwrap:
+        doc = unwrap_unary(doc)
+    return _drop_zero_fields(_canon(strip_unknown_keys(doc)))
 
 
 def get_canonical(emu, path, **params):
@@ -909,7 +984,10 @@ def list_all_canonical(emu, **params):
 
 
 def wire_framing(mode):
-    return {"array": "array", "sse": "sse"}.get(mode, "ndjson")
+    """The stream framing of a --wire mode; "auto" (sniff it from the body)
+    for random, which picks one per stream."""
+    base = mode.split(",")[0]
+    return {"array": "array", "sse": "sse", "random": "auto"}.get(base, "ndjson")
 
 
 def stream_canonical(emu, path, mode="canonical", params=None, timeout=120):

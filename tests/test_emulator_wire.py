@@ -3,7 +3,12 @@ per mode: the spelling rules of the mode (key case, unary wrapper, enum
 spelling, int64 type, stream framing and content type), and that what the
 messages say, once decoded, is what the canonical mode says: the same
 threads with the same statuses, and stream bytes equal to the raw output.
-Requests are accepted in camelCase and snake_case in every mode."""
+Requests are accepted in camelCase and snake_case in every mode.
+
+Then the knobs (--wire BASE,KNOB,...), one emulator each: the shape each
+puts on the wire, and that the answers still mean what the canonical ones
+do; and the random mode: reproducible from its seed, varied, and always
+meaning what the canonical mode says."""
 
 import base64
 import json
@@ -11,8 +16,8 @@ import re
 
 import pytest
 
-from harness import (API, MiB, camel_key, parse_stream, raw_stream, thread_ids,
-                     wait_until)
+from harness import (API, EMULATOR_UNKNOWN_KEYS, Emulator, MiB, camel_key, canonical_enum,
+                     canonical_message, parse_stream, raw_stream, thread_ids, wait_until)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -458,3 +463,318 @@ def test_mid_stream_error_is_the_last_item_of_the_framing(wire):
         assert body.decode().rstrip().split("\n\n")[-1].startswith('data: {"error"')
     else:
         assert list(json.loads(body.rstrip().split(b"\n")[-1])) == ["error"]
+
+
+# ---- knobs (--wire BASE,KNOB,...) and the random mode ----
+#
+# Each knob alone on the canonical base, one emulator per knob: the shape
+# it puts on the wire, and that what the answer says is unchanged
+# (harness.canonical_message reads any spelling).
+
+def unknown(keys):
+    """Which of keys are the emulator's unknown keys."""
+    return {k for k in keys if camel_key(k) in EMULATOR_UNKNOWN_KEYS}
+
+
+@pytest.fixture(scope="module")
+def knob(start_emulator):
+    """knob("nulls") -> an emulator started with --wire nulls (one each)."""
+    started = {}
+
+    def get(spec, *extra):
+        key = (spec,) + extra
+        if key not in started:
+            started[key] = start_emulator("--wire", spec, *extra)
+        return started[key]
+    return get
+
+
+def raw(emu, path, method="GET", body=None, **params):
+    status, headers, data = emu.request(method, API + path, body=body, params=params or None)
+    assert status == 200, data[:300]
+    return json.loads(data)
+
+
+def raw_items(emu, path, **params):
+    """A stream's items as sent (wrappers kept), whatever its framing."""
+    status, _, body = emu.request("GET", API + path, params=params or None)
+    assert status == 200, body[:300]
+    if body.startswith(b"data:"):
+        return [json.loads(b[6:]) for b in body.decode().split("\n\n") if b]
+    if body.startswith(b"["):
+        return json.loads(body)
+    return [json.loads(line) for line in body.split(b"\n") if line]
+
+
+def objects(value, skip_unknown=True):
+    """Every object in value (value included), but not inside metadata maps
+    nor inside the values of the emulator's unknown keys."""
+    if isinstance(value, list):
+        for v in value:
+            yield from objects(v, skip_unknown)
+    elif isinstance(value, dict):
+        yield value
+        for k, v in value.items():
+            if k != "metadata" and not (skip_unknown and unknown([k])):
+                yield from objects(v, skip_unknown)
+
+
+def fields(value):
+    """Every (key, value) pair of every object in value."""
+    for obj in objects(value):
+        yield from obj.items()
+
+
+def test_siblings_put_unknown_keys_beside_the_wrapper(knob, reference):
+    emu = knob("siblings")
+    tid = emu.seed("echo", count=1)[0]
+    kinds = set()
+    for _ in range(8):
+        doc = raw(emu, f"/threads/{tid}")
+        assert doc["thread"]["threadId"] == tid
+        assert len(doc) > 1 and unknown(doc) == set(doc) - {"thread"}, list(doc)
+        assert doc["requestId"].startswith("req-")
+        kinds |= {type(v).__name__ for k, v in doc.items() if k != "thread"}
+    assert {"str", "int", "dict"} <= kinds
+    doc = raw(emu, "/threads", pageSize=2)
+    assert "response" in doc and len(doc) > 1 and len(doc["response"]["threads"]) == 2
+    doc = raw(emu, "/scripts/echo")
+    assert "script" in doc and "requestId" in doc
+    assert stable(canonical_message(doc)) == stable(canonical_message(reference.get("/scripts/echo")))
+
+
+def test_minimal_answers_create_with_only_the_id_and_cancel_resume_with_nothing(knob):
+    emu = knob("minimal")
+    created = raw(emu, "/threads", "POST", {"scriptName": "approval"})
+    assert list(created) == ["threadId"] and created["threadId"].startswith("thr_")
+    tid = created["threadId"]
+    wait_until(lambda: canonical_message(raw(emu, f"/threads/{tid}"))["status"] ==
+               "THREAD_STATUS_PAUSED", what="paused")
+    assert raw(emu, f"/threads/{tid}/resume", "POST",
+               {"stepInputOverrideJson": '"approve"'}) == {}
+    other = raw(emu, "/threads", "POST", {"scriptName": "nightly"})["threadId"]
+    assert raw(emu, f"/threads/{other}/cancel", "POST", {}) == {}
+    assert canonical_message(raw(emu, f"/threads/{other}"))["status"] == \
+        "THREAD_STATUS_CANCELLED"
+
+
+def test_intenums_spell_every_enum_as_an_integer(knob):
+    emu = knob("intenums")
+    tid = emu.seed("echo", count=1, status="cancelled")[0]
+    assert raw(emu, "/scripts/echo")["status"] == 3  # SCRIPT_STATUS_ACTIVE
+    assert [v["status"] for v in raw(emu, "/scripts/echo/versions")["versions"]] == [4, 5]
+    assert canonical_message(raw(emu, "/scripts/echo"))["status"] == "SCRIPT_STATUS_ACTIVE"
+    assert canonical_enum("version", 5) == "VERSION_STATUS_SUPERSEDED"
+    t = raw(emu, f"/threads/{tid}")
+    assert t["status"] == 6
+    result = raw(emu, f"/threads/{tid}/result")
+    assert {s["status"] for s in result["steps"]} <= set(range(1, 8))
+    items = raw_items(emu, f"/threads/{tid}/steps/stream")
+    assert {i["result"]["stepChunk"]["part"] for i in items if "stepChunk" in i["result"]} \
+        == {1, 2}
+    events = raw_items(emu, f"/threads/{tid}/watch")
+    assert [e["result"]["type"] for e in events] == [1]
+
+
+def test_unknownenums_send_unknown_script_statuses_and_event_types(knob):
+    emu = knob("unknownenums")
+    tid = emu.seed("echo", count=1, status="failed")[0]
+    assert raw(emu, "/scripts/echo")["status"] == "SCRIPT_STATUS_ARCHIVED_FOR_TEST"
+    assert {s["status"] for s in raw(emu, "/scripts")["scripts"]} == \
+        {"SCRIPT_STATUS_ARCHIVED_FOR_TEST"}
+    assert {v["status"] for v in raw(emu, "/scripts/echo/versions")["versions"]} == \
+        {"VERSION_STATUS_ARCHIVED_FOR_TEST"}
+    # a thread's status keeps its meaning
+    assert raw(emu, f"/threads/{tid}")["status"] == "THREAD_STATUS_FAILED"
+    types = [e["result"]["type"] for e in raw_items(emu, f"/threads/{tid}/watch")]
+    assert types == ["THREAD_EVENT_TYPE_SNAPSHOT", "THREAD_EVENT_TYPE_HEARTBEAT"]
+    types = [e["result"]["type"] for e in raw_items(emu, f"/threads/{tid}/steps/1/watch")]
+    assert types[0] == "THREAD_EVENT_TYPE_SNAPSHOT" and "THREAD_EVENT_TYPE_HEARTBEAT" in types
+
+
+def test_nulls_send_zero_fields_as_zero_or_null(knob, reference):
+    emu = knob("nulls")
+    tid = emu.seed("bigreport", count=1, input='{"q":1}')[0]
+    doc = raw(emu, f"/threads/{tid}/result", stepPath="1")
+    zeros = [(k, v) for k, v in fields(doc) if v in (None, "", 0, "0", False)]
+    assert any(v is None for _, v in zeros) and any(v is not None for _, v in zeros), zeros
+    detail = doc["stepDetails"][0]
+    assert "error" in detail and detail["error"] in (None, "")
+    last = raw(emu, "/threads", pageSize=1000)
+    assert "nextPageToken" in last and last["nextPageToken"] in (None, "")
+    ref_tid = reference.seed("bigreport", count=1, input='{"q":1}')[0]
+    assert stable(canonical_message(doc)) == stable(canonical_message(
+        reference.get(f"/threads/{ref_tid}/result", stepPath="1")))
+
+
+def test_unknownkeys_reach_every_object_of_every_message(knob):
+    emu = knob("unknownkeys")
+    tid = emu.seed("approval", count=1)[0]
+    for doc in (raw(emu, f"/threads/{tid}/result", stepPath="2"),
+                raw(emu, "/threads", pageSize=3), raw(emu, "/scripts/echo/versions")):
+        objs = list(objects(doc))
+        assert len(objs) > 2
+        for obj in objs:
+            assert unknown(obj), obj
+    nested = raw(emu, f"/threads/{tid}/result", stepPath="2")["stepDetails"][0]
+    assert unknown(nested)
+    for item in raw_items(emu, f"/threads/{tid}/result/stream"):
+        assert "result" in item and unknown(item) == set(item) - {"result"}
+        assert len(item) > 1  # beside the stream's wrapper
+        for obj in objects(item["result"]):  # the message and what it holds
+            assert unknown(obj), obj
+
+
+def test_mixedcase_mixes_camel_and_snake_names_in_one_object(knob, reference):
+    emu = knob("mixedcase")
+    tid = emu.seed("echo", count=1)[0]
+    t = raw(emu, f"/threads/{tid}")
+    many = [k for k in t if k != "metadata" and re.search(r"[A-Z_]", k)]
+    assert any("_" in k for k in many) and any(re.search("[A-Z]", k) for k in many), list(t)
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)+|[a-z]+([A-Z][a-z]*)+", k) for k in many)
+    step = raw(emu, f"/threads/{tid}/result")["steps"][0]
+    assert any("_" in k for k in step) and any(re.search("[A-Z]", k) for k in step)
+    ref = reference.seed("echo", count=1)[0]
+    assert stable(canonical_message(t)) == \
+        stable(canonical_message(reference.get(f"/threads/{ref}")))
+
+
+def test_knobs_compose_and_leave_control_calls_alone(knob):
+    emu = knob("wrapped,siblings,intenums,nulls,unknownkeys,mixedcase,unknownenums",
+               "--wire-seed", "5")
+    status, _, data = emu.request("POST", "/_emulator/seed", body={"script": "echo"},
+                                  auth=False)
+    assert status == 200 and list(json.loads(data)) == ["threadIds"]
+    tid = json.loads(data)["threadIds"][0]
+    log = emu.requests_log()
+    assert set(log) == {"total", "byCall", "recent"}
+    doc = raw(emu, f"/threads/{tid}")
+    assert doc["thread"]["status"] == 4 and "requestId" in doc
+    # errors stay bare and canonical
+    status, _, data = emu.request("GET", API + "/threads/thr_nope")
+    assert status == 404 and set(json.loads(data)) == {"code", "message", "details"}
+
+
+@pytest.mark.parametrize("spec", ["bogus", "random,random", "canonical,snake", "nulls,,",
+                                  ""])
+def test_a_wire_that_is_not_one_is_a_usage_error(spec):
+    with pytest.raises(RuntimeError):
+        Emulator("--wire", spec)
+
+
+# ---- random ----
+
+def masked(data):
+    """Bytes without what differs between two runs of the emulator: thread
+    ids, clock readings and the generated payloads."""
+    data = re.sub(rb"(thr|exec)_[a-z0-9]{12}", rb"\1_X", data)
+    data = re.sub(rb"\d{9,}", b"0", data)
+    return re.sub(rb'("(?:outputData|output_data|data|outputJson|output_json)":)'
+                  rb'"(?:[^"\\]|\\.)*"', rb'\1"D"', data)
+
+
+def random_session(emu):
+    """One fixed sequence of calls; each answer's bytes, masked."""
+    ids = emu.seed("bigreport", count=1, input='{"q":1}', outputBytes=3000) + \
+        emu.seed("echo", count=1, status="cancelled")
+    out = []
+    calls = [("GET", f"/threads/{ids[0]}", None), ("GET", "/threads", {"pageSize": 4}),
+             ("GET", f"/threads/{ids[0]}/result", {"stepPath": "2"}),
+             ("GET", f"/threads/{ids[1]}/result", None),
+             ("GET", "/scripts", None), ("GET", "/scripts/echo/versions", None),
+             ("GET", f"/threads/{ids[1]}/watch", None),
+             ("GET", f"/threads/{ids[0]}/steps/stream", {"maxChunkBytes": 65536}),
+             ("GET", f"/threads/{ids[1]}/result/stream", None),
+             ("POST", "/threads", {"scriptName": "nightly"})]
+    for method, path, arg in calls:
+        body = arg if method == "POST" else None
+        params = arg if method == "GET" else None
+        status, headers, data = emu.request(method, API + path, body=body, params=params)
+        assert status == 200, data[:300]
+        out.append((headers.get("Content-Type"), masked(data)))
+    return out
+
+
+def test_random_replays_the_same_bytes_from_the_same_seed(new_emulator):
+    a = random_session(new_emulator("--wire", "random", "--wire-seed", "42"))
+    b = random_session(new_emulator("--wire", "random", "--wire-seed", "42"))
+    assert a == b
+    c = random_session(new_emulator("--wire", "random", "--wire-seed", "43"))
+    assert a != c
+    assert sum(x != y for x, y in zip(a, c)) >= len(a) // 2
+
+
+def test_random_varies_the_spelling_within_one_run(knob):
+    emu = knob("random", "--wire-seed", "9")
+    tid = emu.seed("echo", count=1, status="cancelled")[0]
+    shapes, statuses, framings = set(), set(), set()
+    for _ in range(12):
+        doc = raw(emu, f"/threads/{tid}")
+        t = canonical_message(doc)
+        assert t["threadId"] == tid and t["status"] == "THREAD_STATUS_CANCELLED"
+        inner = doc.get("thread", doc)
+        statuses.add(json.dumps(inner["status"]))
+        shapes.add(("thread" in doc, len(doc) > 1 and "thread" in doc,
+                    "threadId" in inner, "thread_id" in inner))
+        status, _, body = emu.request("GET", API + f"/threads/{tid}/watch")
+        framings.add(body[:7])
+    assert len(statuses) >= 3, statuses
+    assert len(shapes) >= 3, shapes
+    assert len(framings) >= 2, framings
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_answers_mean_what_the_canonical_ones_do(knob, reference, seed):
+    emu = knob("random", "--wire-seed", str(seed))
+    mine = emu.seed("bigreport", count=1, input='{"q":1}', outputBytes=3000) + \
+        emu.seed("echo", count=1, status="cancelled")
+    theirs = reference.seed("bigreport", count=1, input='{"q":1}', outputBytes=3000) + \
+        reference.seed("echo", count=1, status="cancelled")
+
+    def same(path, **params):
+        a = raw(emu, path.format(*mine), **params)
+        b = raw(reference, path.format(*theirs), **params)
+        assert stable(canonical_message(a)) == stable(canonical_message(b)), path
+        return canonical_message(a)
+
+    for _ in range(3):
+        assert same("/threads/{0}")["threadId"] == mine[0]
+        same("/threads/{1}")
+        same("/threads/{0}/result")
+        same("/threads/{0}/result", stepPath="2")
+        same("/threads/{1}/result", outputOnly="true")
+        same("/scripts/echo")
+        same("/scripts/echo/versions")
+        a = canonical_message(raw(emu, "/threads", pageSize=1000))["threads"]
+        b = canonical_message(raw(reference, "/threads", pageSize=1000))["threads"]
+        assert stable(a[-DEMO_SEEDED:]) == stable(b[-DEMO_SEEDED:])
+        for path, params in (("/threads/{0}/steps/stream", {"maxChunkBytes": 65536}),
+                             ("/threads/{0}/result/stream", {}), ("/threads/{1}/watch", {}),
+                             ("/threads/{1}/steps/1/watch", {})):
+            _, body_a = emu.stream(path.format(*mine), params=params)
+            _, body_b = reference.stream(path.format(*theirs), params=params)
+            ma, ea = parse_stream(body_a, "auto")
+            mb, eb = parse_stream(body_b, "auto")
+            assert ea is None and eb is None
+            ma = [canonical_message(m, unwrap=False) for m in ma]
+            mb = [canonical_message(m, unwrap=False) for m in mb]
+            assert stable(ma) == stable(mb), path
+            if path.endswith("result/stream"):
+                data = b"".join(base64.b64decode(m["chunk"].get("data", "")) for m in ma
+                                if "chunk" in m)
+                assert data == emu.raw_output(mine[0])
+
+
+def test_random_create_and_cancel_answer_the_thread_or_a_minimal_answer(knob):
+    emu = knob("random", "--wire-seed", "11")
+    seen = set()
+    for _ in range(10):
+        t = canonical_message(raw(emu, "/threads", "POST", {"scriptName": "nightly"}))
+        assert t["threadId"].startswith("thr_")
+        seen.add(("create", "status" in t))
+        doc = raw(emu, f"/threads/{t['threadId']}/cancel", "POST", {})
+        if doc != {}:
+            c = canonical_message(doc)
+            assert c["threadId"] == t["threadId"] and c["status"] == "THREAD_STATUS_CANCELLED"
+        seen.add(("cancel", doc == {}))
+    assert seen == {("create", True), ("create", False), ("cancel", True), ("cancel", False)}

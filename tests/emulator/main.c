@@ -27,9 +27,11 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: scriptum-emulator [--listen HOST:PORT] [--token T] "
 	           "[--seed demo|FILE.yaml]\n"
-	           "                         [--wire canonical|snake|wrapped|array|sse]\n"
+	           "                         [--wire MODE[,KNOB...]] [--wire-seed N]\n"
 	           "                         [--tls-cert FILE --tls-key FILE] "
-	           "[--unary-limit BYTES]\n");
+	           "[--unary-limit BYTES]\n"
+	           "  MODE: canonical snake wrapped array sse random\n"
+	           "  KNOB: siblings minimal intenums unknownenums nulls unknownkeys mixedcase\n");
 }
 
 static int
@@ -56,6 +58,7 @@ main(int argc, char **argv)
 	                                         {"token", required_argument, NULL, 't'},
 	                                         {"seed", required_argument, NULL, 's'},
 	                                         {"wire", required_argument, NULL, 'w'},
+	                                         {"wire-seed", required_argument, NULL, 'W'},
 	                                         {"tls-cert", required_argument, NULL, 'c'},
 	                                         {"tls-key", required_argument, NULL, 'k'},
 	                                         {"unary-limit", required_argument, NULL, 'u'},
@@ -63,9 +66,8 @@ main(int argc, char **argv)
 	                                         {NULL, 0, NULL, 0}};
 	struct server_opts o = {.host = "127.0.0.1", .port = 0};
 	const char *seed = NULL;
-	unsigned long long unary_limit = 4u << 20;
+	unsigned long long unary_limit = 4u << 20, wire_seed;
 	struct catalog *cat = NULL;
-	enum wire_mode mode;
 	char err[512], *end;
 	sigset_t sigs;
 	int opt, port, sig, rc;
@@ -87,14 +89,19 @@ main(int argc, char **argv)
 			seed = optarg;
 			break;
 		case 'w':
-			if (wire_parse_mode(optarg, &mode) != 0) {
-				fprintf(stderr,
-				        "scriptum-emulator: --wire is canonical, snake, wrapped, "
-				        "array or sse, not '%s'\n",
-				        optarg);
+			if (wire_configure(optarg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "scriptum-emulator: %s\n", err);
 				return 2;
 			}
-			wire_set_mode(mode);
+			break;
+		case 'W':
+			errno = 0;
+			wire_seed = strtoull(optarg, &end, 0);
+			if (errno != 0 || *end != '\0' || end == optarg || optarg[0] == '-') {
+				fprintf(stderr, "scriptum-emulator: --wire-seed wants a number\n");
+				return 2;
+			}
+			wire_set_seed(wire_seed);
 			break;
 		case 'c':
 			o.tls_cert = optarg;

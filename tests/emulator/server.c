@@ -73,6 +73,15 @@ static struct {
 
 /* ---- small helpers ---- */
 
+static int64_t
+clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int
 hexval(int c)
 {
@@ -250,6 +259,9 @@ struct stream {
 	size_t len, pos, cap;
 	uint64_t sent;
 	int nmsg;
+	enum wire_framing framing;
+	struct wire_req wr; /* the spelling state of the request, continued */
+	int idle;           /* watch waits in a row with no event */
 	int ended;
 	int stalled;
 	int errored;
@@ -294,40 +306,34 @@ sb_puts(struct stream *s, const char *p)
 }
 
 static int
-wraps_result(void)
+wraps_result(const struct stream *s)
 {
-	enum wire_mode m = wire_get_mode();
-
-	return m == WIRE_CANONICAL || m == WIRE_WRAPPED || m == WIRE_SSE;
+	return s->framing == FRAME_NDJSON_RESULT || s->framing == FRAME_SSE;
 }
 
 static void
-frame_begin(struct stream *s, int is_error)
+frame_begin(struct stream *s)
 {
-	switch (wire_get_mode()) {
-	case WIRE_ARRAY:
+	switch (s->framing) {
+	case FRAME_ARRAY:
 		sb_puts(s, s->nmsg == 0 ? "[" : ",\n");
 		break;
-	case WIRE_SSE:
+	case FRAME_SSE:
 		sb_puts(s, "data: ");
 		break;
 	default:
 		break;
 	}
-	if (!is_error && wraps_result())
-		sb_puts(s, "{\"result\":");
 	s->nmsg++;
 }
 
 static void
-frame_end(struct stream *s, int is_error)
+frame_end(struct stream *s)
 {
-	if (!is_error && wraps_result())
-		sb_puts(s, "}");
-	switch (wire_get_mode()) {
-	case WIRE_ARRAY:
+	switch (s->framing) {
+	case FRAME_ARRAY:
 		break;
-	case WIRE_SSE:
+	case FRAME_SSE:
 		sb_puts(s, "\n\n");
 		break;
 	default:
@@ -338,71 +344,72 @@ frame_end(struct stream *s, int is_error)
 static void
 frame_close(struct stream *s)
 {
-	if (wire_get_mode() == WIRE_ARRAY)
+	if (s->framing == FRAME_ARRAY)
 		sb_puts(s, s->nmsg == 0 ? "[]\n" : "]\n");
 	s->ended = 1;
 }
 
-/* Appends a message (taking it), framed. */
+/* Appends a message (taking it), spelled and framed. */
 static void
 put_message(struct stream *s, json_t *msg)
 {
-	char *text = wire_dump(wire_message(msg));
+	char *text = wire_dump(wire_stream_item(msg, wraps_result(s)));
 
-	frame_begin(s, 0);
+	frame_begin(s);
 	sb_puts(s, text);
-	frame_end(s, 0);
+	frame_end(s);
 	free(text);
 }
 
+/* An error line is never wrapped nor spelled: it must read as an error. */
 static void
 put_error(struct stream *s, int code, const char *message)
 {
 	char *text = wire_dump(json_pack("{s:o}", "error", wire_error(code, message)));
 
-	frame_begin(s, 1);
+	frame_begin(s);
 	sb_puts(s, text);
-	frame_end(s, 1);
+	frame_end(s);
 	free(text);
 	frame_close(s);
 }
 
-/* Appends {"<kind>": {<prefix fields>, "chunkIndex", "data", "isFinal"}} for
- * the next chunk of p at *off; returns whether it was the final one. */
+/* Where a chunk's base64 goes in its spelled message: the message is spelled
+ * whole, small, and the data is written in place of this string. */
+#define DATA_MARK "@@scriptum-emulator-chunk-data@@"
+
+/* Appends {"<kind>": {<fields>, "chunkIndex", "data", "isFinal"}} for the
+ * next chunk of p at *off (taking fields); returns whether it was the final
+ * one. */
 static int
-put_chunk(struct stream *s, const char *kind, const char *prefix, const struct payload *p,
+put_chunk(struct stream *s, const char *kind, json_t *fields, const struct payload *p,
           uint64_t *off, int *index)
 {
 	uint64_t size = payload_size(p);
 	size_t n = size - *off > s->max_chunk ? s->max_chunk : (size_t)(size - *off);
 	int final = *off + n == size;
-	const char *sep = prefix[0] != '\0' ? "," : "";
-	char key[64], head[256];
+	char *text, *mark;
 
-	frame_begin(s, 0);
-	snprintf(head, sizeof(head), "{\"%s\":{%s", wire_key(kind, key), prefix);
-	sb_puts(s, head);
-	if (*index != 0) {
-		snprintf(head, sizeof(head), "%s\"%s\":%d", sep, wire_key("chunkIndex", key),
-		         *index);
-		sb_puts(s, head);
-		sep = ",";
-	}
-	if (n > 0) {
+	wire_set_int(fields, "chunkIndex", *index);
+	if (n > 0)
+		json_object_set_new(fields, "data", json_string(DATA_MARK));
+	else
+		wire_set_str(fields, "data", "");
+	wire_set_bool(fields, "isFinal", final);
+	text = wire_dump(wire_stream_item(json_pack("{s:o}", kind, fields), wraps_result(s)));
+	mark = n > 0 ? strstr(text, "\"" DATA_MARK "\"") : NULL;
+	frame_begin(s);
+	if (mark != NULL) {
+		sb_put(s, text, (size_t)(mark - text) + 1);
 		payload_read(p, *off, (char *)s->raw, n);
-		snprintf(head, sizeof(head), "%s\"%s\":\"", sep, wire_key("data", key));
-		sb_puts(s, head);
-		sb_reserve(s, gen_b64_len(n) + 1);
+		sb_reserve(s, gen_b64_len(n));
 		s->len += gen_b64_encode(s->raw, n, s->buf + s->len);
-		sb_puts(s, "\"");
-		sep = ",";
+		sb_puts(s, mark + 1 + strlen(DATA_MARK));
+	} else {
+		sb_puts(s, text);
 	}
-	if (final) {
-		snprintf(head, sizeof(head), "%s\"%s\":true", sep, wire_key("isFinal", key));
-		sb_puts(s, head);
-	}
-	sb_puts(s, "}}");
-	frame_end(s, 0);
+	frame_end(s);
+	free(text);
 	*off += n;
 	(*index)++;
 	return final;
@@ -431,7 +438,7 @@ produce_result(struct stream *s)
 		s->started = 1;
 		put_message(s, json_pack("{s:O}", "meta", s->meta));
 	} else if (s->chunk_index >= 0) {
-		if (put_chunk(s, "chunk", "", s->payload, &s->off, &s->chunk_index))
+		if (put_chunk(s, "chunk", json_object(), s->payload, &s->off, &s->chunk_index))
 			s->chunk_index = -1;
 	} else {
 		frame_close(s);
@@ -442,9 +449,7 @@ static void
 produce_steps(struct stream *s)
 {
 	const struct payload *p;
-	char prefix[256], key[64], key2[64];
-	json_t *part;
-	char *part_text;
+	json_t *fields;
 
 	if (s->step == step_stream_count(s->steps)) {
 		frame_close(s);
@@ -458,12 +463,10 @@ produce_steps(struct stream *s)
 		return;
 	}
 	p = step_stream_part(s->steps, s->step, s->part == 2);
-	part = wire_enum(ENUM_STEP_PART, s->part);
-	part_text = wire_dump(part);
-	snprintf(prefix, sizeof(prefix), "\"%s\":\"%s\",\"%s\":%s", wire_key("stepPath", key),
-	         step_stream_path(s->steps, s->step), wire_key("part", key2), part_text);
-	free(part_text);
-	if (put_chunk(s, "stepChunk", prefix, p, &s->off, &s->chunk_index)) {
+	fields = json_object();
+	wire_set_str(fields, "stepPath", step_stream_path(s->steps, s->step));
+	wire_set_enum(fields, "part", ENUM_STEP_PART, s->part);
+	if (put_chunk(s, "stepChunk", fields, p, &s->off, &s->chunk_index)) {
 		s->off = 0;
 		s->chunk_index = 0;
 		if (++s->part == 3) {
@@ -483,6 +486,10 @@ produce_watch(struct stream *s)
 
 		if (rc > 0) {
 			put_message(s, msg);
+			/* an event of an unknown type after the snapshot */
+			if (s->nmsg == 1 && wire_heartbeats())
+				put_message(s, wire_heartbeat(clock_ms()));
+			s->idle = 0;
 			return 0;
 		}
 		if (rc < 0) {
@@ -491,6 +498,11 @@ produce_watch(struct stream *s)
 		}
 		if (client_gone(s))
 			return -1;
+		/* and one for each second without an event */
+		if (++s->idle % (1000 / WATCH_WAIT_MS) == 0 && wire_heartbeats()) {
+			put_message(s, wire_heartbeat(clock_ms()));
+			return 0;
+		}
 	}
 }
 
@@ -524,13 +536,12 @@ stall(struct stream *s)
 	return 0;
 }
 
+/* Fills out with the next bytes of the stream; the reader of MHD. */
 static ssize_t
-stream_read(void *cls, uint64_t pos, char *out, size_t max)
+stream_fill(struct stream *s, char *out, size_t max)
 {
-	struct stream *s = cls;
 	size_t n;
 
-	(void)pos;
 	while (s->pos == s->len) {
 		s->pos = s->len = 0;
 		if (s->ended)
@@ -582,6 +593,20 @@ stream_read(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct stream *s = cls;
+	ssize_t n;
+
+	(void)pos;
+	/* the request's spelling goes on, in the thread of the connection */
+	wire_request_resume(&s->wr);
+	n = stream_fill(s, out, max);
+	wire_request_end();
+	return n;
+}
+
 static void
 stream_free(void *cls)
 {
@@ -601,9 +626,9 @@ send_stream(struct MHD_Connection *c, struct req *r, struct stream *s, uint64_t 
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	const char *type = s->kind == STREAM_RAW         ? "application/octet-stream"
-	                   : wire_get_mode() == WIRE_SSE ? "text/event-stream"
-	                                                 : "application/json";
+	const char *type = s->kind == STREAM_RAW     ? "application/octet-stream"
+	                   : s->framing == FRAME_SSE ? "text/event-stream"
+	                                             : "application/json";
 
 	s->conn = c;
 	if (s->kind != STREAM_WATCH && s->kind != STREAM_RAW)
@@ -624,6 +649,7 @@ stream_new(enum stream_kind kind, const struct faults *f)
 	s->kind = kind;
 	s->f = *f;
 	s->max_chunk = CHUNK_DEFAULT;
+	s->framing = kind == STREAM_RAW ? FRAME_NDJSON_BARE : wire_stream_framing();
 	return s;
 }
 
@@ -786,8 +812,79 @@ reply(struct MHD_Connection *c, struct req *r, int rc, json_t *out, const struct
 	return send_json(c, r, 200, wire_unary(out, wrapper));
 }
 
+/* ListThreads with the query of c. */
+static int
+list_threads(struct MHD_Connection *c, json_t **out, struct api_err *e)
+{
+	int bad = 0, rc;
+	char *size = query_arg(c, "pageSize", "page_size", &bad);
+	char *tok = query_arg(c, "pageToken", "page_token", &bad);
+	char *status = query_arg(c, "statusFilter", "status_filter", &bad);
+	char *script = query_arg(c, "scriptNameFilter", "script_name_filter", &bad);
+	struct list_query q = {0, tok, status, script};
+	char *end = NULL;
+
+	if (size != NULL)
+		q.page_size = strtol(size, &end, 10);
+	if (bad || (size != NULL && (*end != '\0' || end == size)))
+		rc = -1, e->code = 3, snprintf(e->msg, sizeof(e->msg), "malformed query");
+	else
+		rc = store_list(&q, out, e);
+	free(size);
+	free(tok);
+	free(status);
+	free(script);
+	return rc;
+}
+
+/* The answer of CreateThread (create set), CancelThread or ResumeThread. */
 static enum MHD_Result
-serve_api(struct MHD_Connection *c, struct req *r, const char *path)
+reply_action(struct MHD_Connection *c, struct req *r, int rc, json_t *out, const struct api_err *e,
+             int create)
+{
+	if (rc != 0)
+		return send_error(c, r, e->code, "%s", e->msg);
+	return send_json(c, r, 200, wire_unary_action(out, create));
+}
+
+/* The four streams: their spelling continues the request's (wr). */
+static enum MHD_Result
+serve_stream(struct MHD_Connection *c, struct req *r, const char *call, const struct route *rt,
+             const struct faults *f, const struct wire_req *wr)
+{
+	struct api_err e = {0};
+	struct stream *s;
+	char *path_q = NULL;
+	int bad = 0, rc;
+
+	if (strcmp(call, "WatchThread") == 0 || strcmp(call, "WatchStep") == 0) {
+		s = stream_new(STREAM_WATCH, f);
+		rc = store_watch(rt->seg[1], call[5] == 'S' ? rt->seg[3] : NULL, &s->watch, &e);
+	} else {
+		s = stream_new(call[6] == 'T' ? STREAM_RESULT : STREAM_STEPS, f);
+		if (parse_chunk_size(c, &s->max_chunk, &bad) != 0) {
+			rc = -1, e.code = 3;
+			snprintf(e.msg, sizeof(e.msg), "maxChunkBytes must be a number of bytes");
+		} else if (s->kind == STREAM_RESULT) {
+			rc = store_output(rt->seg[1], &s->payload, &s->meta, &e);
+		} else {
+			path_q = query_arg(c, "stepPath", "step_path", &bad);
+			rc = bad ? -1 : store_step_stream(rt->seg[1], path_q, &s->steps, &e);
+			if (bad)
+				e.code = 3, snprintf(e.msg, sizeof(e.msg), "malformed stepPath");
+		}
+		free(path_q);
+	}
+	if (rc != 0) {
+		stream_free(s);
+		return send_error(c, r, e.code, "%s", e.msg);
+	}
+	s->wr = *wr;
+	return send_stream(c, r, s, MHD_SIZE_UNKNOWN);
+}
+
+static enum MHD_Result
+serve_call(struct MHD_Connection *c, struct req *r, const char *path, const struct wire_req *wr)
 {
 	struct route rt = {0};
 	struct api_err e = {0};
@@ -850,28 +947,12 @@ serve_api(struct MHD_Connection *c, struct req *r, const char *path)
 		else
 			rc = store_cancel(rt.seg[1], &out, &e);
 		json_decref(body);
-		ret = reply(c, r, rc, out, &e, "thread");
+		ret = reply_action(c, r, rc, out, &e, call[1] == 'r');
 	} else if (strcmp(call, "GetThread") == 0) {
 		rc = store_get(rt.seg[1], &out, &e);
 		ret = reply(c, r, rc, out, &e, "thread");
 	} else if (strcmp(call, "ListThreads") == 0) {
-		char *size = query_arg(c, "pageSize", "page_size", &bad);
-		char *tok = query_arg(c, "pageToken", "page_token", &bad);
-		char *status = query_arg(c, "statusFilter", "status_filter", &bad);
-		char *script = query_arg(c, "scriptNameFilter", "script_name_filter", &bad);
-		struct list_query q = {0, tok, status, script};
-		char *end = NULL;
-
-		if (size != NULL)
-			q.page_size = strtol(size, &end, 10);
-		if (bad || (size != NULL && (*end != '\0' || end == size)))
-			rc = -1, e.code = 3, snprintf(e.msg, sizeof(e.msg), "malformed query");
-		else
-			rc = store_list(&q, &out, &e);
-		free(size);
-		free(tok);
-		free(status);
-		free(script);
+		rc = list_threads(c, &out, &e);
 		ret = reply(c, r, rc, out, &e, "response");
 	} else if (strcmp(call, "GetThreadResult") == 0) {
 		char *path_q = query_arg(c, "stepPath", "step_path", &bad);
@@ -888,38 +969,9 @@ serve_api(struct MHD_Connection *c, struct req *r, const char *path)
 		free(mo);
 		ret = reply(c, r, rc, out, &e, "result");
 	} else if (strcmp(call, "StreamThreadResult") == 0 ||
-	           strcmp(call, "StreamStepResult") == 0) {
-		struct stream *s = stream_new(call[6] == 'T' ? STREAM_RESULT : STREAM_STEPS, &f);
-		char *path_q = NULL;
-
-		if (parse_chunk_size(c, &s->max_chunk, &bad) != 0) {
-			rc = -1, e.code = 3;
-			snprintf(e.msg, sizeof(e.msg), "maxChunkBytes must be a number of bytes");
-		} else if (s->kind == STREAM_RESULT) {
-			rc = store_output(rt.seg[1], &s->payload, &s->meta, &e);
-		} else {
-			path_q = query_arg(c, "stepPath", "step_path", &bad);
-			rc = bad ? -1 : store_step_stream(rt.seg[1], path_q, &s->steps, &e);
-			if (bad)
-				e.code = 3, snprintf(e.msg, sizeof(e.msg), "malformed stepPath");
-		}
-		free(path_q);
-		if (rc != 0) {
-			stream_free(s);
-			ret = send_error(c, r, e.code, "%s", e.msg);
-		} else {
-			ret = send_stream(c, r, s, MHD_SIZE_UNKNOWN);
-		}
-	} else if (strcmp(call, "WatchThread") == 0 || strcmp(call, "WatchStep") == 0) {
-		struct stream *s = stream_new(STREAM_WATCH, &f);
-
-		rc = store_watch(rt.seg[1], call[5] == 'S' ? rt.seg[3] : NULL, &s->watch, &e);
-		if (rc != 0) {
-			stream_free(s);
-			ret = send_error(c, r, e.code, "%s", e.msg);
-		} else {
-			ret = send_stream(c, r, s, MHD_SIZE_UNKNOWN);
-		}
+	           strcmp(call, "StreamStepResult") == 0 || strcmp(call, "WatchThread") == 0 ||
+	           strcmp(call, "WatchStep") == 0) {
+		ret = serve_stream(c, r, call, &rt, &f, wr);
 	} else if (strcmp(call, "ListScripts") == 0) {
 		char *size = query_arg(c, "pageSize", "page_size", &bad);
 		char *tok = query_arg(c, "pageToken", "page_token", &bad);
@@ -941,6 +993,19 @@ serve_api(struct MHD_Connection *c, struct req *r, const char *path)
 		ret = reply(c, r, rc, out, &e, "response");
 	}
 	route_free(&rt);
+	return ret;
+}
+
+/* An API call, spelled as its own request of the wire mode. */
+static enum MHD_Result
+serve_api(struct MHD_Connection *c, struct req *r, const char *path)
+{
+	struct wire_req wr;
+	enum MHD_Result ret;
+
+	wire_request_begin(&wr);
+	ret = serve_call(c, r, path, &wr);
+	wire_request_end();
 	return ret;
 }
 

@@ -1026,6 +1026,8 @@ store_list(const struct list_query *q, json_t **out, struct api_err *e)
 		last = t->seq;
 	}
 	pthread_mutex_unlock(&st.lock);
+	if (json_object_get(body, "nextPageToken") == NULL)
+		wire_set_str(body, "nextPageToken", ""); /* the last page */
 	json_object_set_new(body, "threads", list);
 	*out = body;
 	return 0;
@@ -1265,7 +1267,7 @@ render_script(const struct script *s)
 	wire_set_str(o, "name", s->name);
 	wire_set_str(o, "description", s->description);
 	wire_set_int(o, "activeVersion", s->active_version);
-	wire_set_str(o, "status", "SCRIPT_STATUS_ACTIVE");
+	wire_set_enum(o, "status", ENUM_SCRIPT_STATUS, SCRIPT_ACTIVE);
 	wire_set_i64(o, "createdAtMs", s->created_ms);
 	wire_set_i64(o, "updatedAtMs", s->created_ms + (int64_t)s->nversions * 3600000);
 	return o;
@@ -1295,6 +1297,8 @@ store_list_scripts(long requested, const char *token, json_t **out, struct api_e
 		}
 		json_array_append_new(list, render_script(&st.cat->scripts[i]));
 	}
+	if (json_object_get(body, "nextPageToken") == NULL)
+		wire_set_str(body, "nextPageToken", ""); /* the last page */
 	json_object_set_new(body, "scripts", list);
 	*out = body;
 	return 0;
@@ -1324,9 +1328,8 @@ store_list_versions(const char *name, json_t **out, struct api_err *e)
 		json_t *o = json_object();
 
 		wire_set_int(o, "version", v);
-		wire_set_str(o, "status",
-		             v == s->active_version ? "VERSION_STATUS_ACTIVE"
-		                                    : "VERSION_STATUS_SUPERSEDED");
+		wire_set_enum(o, "status", ENUM_VERSION_STATUS,
+		              v == s->active_version ? VERSION_ACTIVE : VERSION_SUPERSEDED);
 		wire_set_i64(o, "createdAtMs", s->created_ms + (int64_t)v * 3600000);
 		json_array_append_new(list, o);
 	}
