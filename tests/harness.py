@@ -65,6 +65,14 @@ class Emulator:
         if tls is not None:
             cmd += ["--tls-cert", tls[0], "--tls-key", tls[1]]
         cmd += list(args)
+        # SCRIPTUM_WIRE (e.g. "random" with SCRIPTUM_WIRE_SEED=7) runs a
+        # suite against another spelling of the wire, for every emulator
+        # that does not ask for one itself
+        self.wire = next((a for i, a in enumerate(cmd) if i > 0 and cmd[i - 1] == "--wire"),
+                         None)
+        if self.wire is None and os.environ.get("SCRIPTUM_WIRE"):
+            self.wire = os.environ["SCRIPTUM_WIRE"]
+            cmd += ["--wire", self.wire, "--wire-seed", os.environ.get("SCRIPTUM_WIRE_SEED", "1")]
         env = dict(os.environ, **SANITIZER_ENV, **(extra_env or {}))
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
