@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -465,18 +466,24 @@ class Driver:
     def run(self, ops, final_quiesce=True):
         for i, op in enumerate(ops):
             self.log(f"  {i:3d} {op!r}")
-            try:
-                getattr(self, "op_" + op.name)(**op.args)
-            except Mismatch as e:
-                e.index = i
-                raise
+            self._step(i, getattr(self, "op_" + op.name), **op.args)
             self.ops_done += 1
         if final_quiesce:
-            try:
-                self.op_quiesce()
-            except Mismatch as e:
-                e.index = len(ops)
-                raise
+            self._step(len(ops), self.op_quiesce)
+
+    def _step(self, i, fn, **args):
+        """One operation; any failure becomes a Mismatch that knows where:
+        an unexpected errno, a program that hung, an API call that failed
+        are failures of the run too, kind named by their type."""
+        try:
+            fn(**args)
+        except Mismatch as e:
+            e.index = i
+            raise
+        except (OSError, HTTPError, AssertionError, ValueError, KeyError) as e:
+            m = Mismatch(type(e).__name__, f"{e}\n{traceback.format_exc(limit=4)}")
+            m.index = i
+            raise m from e
 
     def op_sleep(self, ms):
         time.sleep(ms / 1000)
@@ -893,24 +900,19 @@ def replay(ops, wire, cache_size, big=False, log=None):
     return None
 
 
-def shrink(ops, wire, cache_size, kind, budget_s, big=False, log=None):
-    """Delta debugging: the shortest sequence found within budget_s that still
-    fails with a Mismatch of the same kind. Returns (ops, replays, note)."""
+def ddmin(ops, fails, budget_s, log=None):
+    """Delta debugging: the shortest sublist of ops found within budget_s
+    seconds for which fails(candidate) is true (fails(ops) is). Returns
+    (ops, replays, note)."""
     deadline = time.monotonic() + budget_s
     replays = 0
 
-    def fails(candidate):
+    def try_(candidate):
         nonlocal replays
         if time.monotonic() > deadline:
             return False
         replays += 1
-        try:
-            e = replay(candidate, wire, cache_size, big)
-        except (AssertionError, OSError, HTTPError) as x:  # another problem: not this one
-            if log:
-                log(f"  shrink: replay hit {type(x).__name__}: {str(x)[:200]}")
-            return False
-        ok = e is not None and e.kind == kind
+        ok = fails(candidate)
         if log:
             log(f"  shrink: {len(candidate)} ops -> {'fails' if ok else 'passes'}")
         return ok
@@ -921,7 +923,7 @@ def shrink(ops, wire, cache_size, kind, budget_s, big=False, log=None):
         reduced = False
         for start in range(0, len(ops), size):
             candidate = ops[:start] + ops[start + size:]
-            if fails(candidate):
+            if try_(candidate):
                 ops = candidate
                 n = max(n - 1, 2)
                 reduced = True
@@ -932,6 +934,21 @@ def shrink(ops, wire, cache_size, kind, budget_s, big=False, log=None):
             n = min(len(ops), n * 2)
     note = f"in {replays} replays" + (" (time ran out)" if time.monotonic() > deadline else "")
     return ops, replays, note
+
+
+def shrink(ops, wire, cache_size, kind, budget_s, big=False, log=None):
+    """The shortest sequence found within budget_s that still fails with a
+    Mismatch of the same kind, each replay on a fresh emulator and mount."""
+    def fails(candidate):
+        try:
+            e = replay(candidate, wire, cache_size, big)
+        except (AssertionError, OSError, HTTPError) as x:  # another problem: not this one
+            if log:
+                log(f"  shrink: replay hit {type(x).__name__}: {str(x)[:200]}")
+            return False
+        return e is not None and e.kind == kind
+
+    return ddmin(ops, fails, budget_s, log)
 
 
 def run_seed(seed, wire="canonical", shrink_s=60, big=False, log=None, ops=None):
