@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
@@ -710,9 +711,28 @@ class Driver:
                       f"{errno.errorcode.get(err, err)}, not EBUSY")
         else:
             r = scriptum(self.emu, "thread", "resume", tid, "--input", answer)
+            err = 0 if r.rc == 0 else -r.rc
             if before.terminal():
                 check(r.rc != 0, "resume", f"scriptum thread resume of {before.status} {tid} "
                       f"succeeded")
+        if before.status != "paused":
+            return
+        # a paused thread stays paused until this run resumes it
+        script = before.thread.get("scriptName")
+        valid = script == "flaky" or answer in ('"approve"', '"reject"', '{"value": "approve"}')
+        invalid = script == "approval" and answer == '"maybe"'
+        after = self.model(tid)
+        if valid:
+            check(err == 0, "resume", f"resume ({via}) of paused {script} {tid} with {answer}: "
+                  f"{errno.errorcode.get(err, err)}")
+            check(after.status != "paused", "resume",
+                  f"{tid} still paused after resume with {answer}")
+        elif invalid:
+            check(err == (errno.EINVAL if via == "file" else -2), "resume",
+                  f"resume ({via}) of paused approval {tid} with {answer}: "
+                  f"{errno.errorcode.get(err, err)}, not EINVAL (exit 2)")
+            check(after.status == "paused", "resume", f"{tid} is {after.status} after a "
+                  f"refused resume")
 
     def op_cancel(self, who, via):
         tid = self.thread(who)
@@ -872,13 +892,27 @@ class Failure:
                  f"  {self.error}",
                  f"  (at operation {getattr(self.error, 'index', '?')} of the sequence run)"]
         if self.shrunk is not None:
+            saved = self.save_ops()
             lines.append(f"  shrunk from {len(self.ops)} to {len(self.shrunk)} operations "
-                         f"{self.shrink_note}:")
+                         f"{self.shrink_note}; replay it: /usr/bin/python3 tests/refmodel.py "
+                         f"--seed {self.seed} --wire {shlex.quote(self.wire)} --ops {saved}")
         else:
             lines.append(f"  the sequence ({len(ops)} operations, not shrunk):")
         lines += [f"    {i:3d} {op!r}" for i, op in enumerate(ops)]
         lines.append("    --- quiesce (the final check)")
         return "\n".join(lines)
+
+
+    def save_ops(self):
+        """Writes the shrunk sequence as JSON (for --ops); returns its path."""
+        d = os.path.join(harness.TOP, "build", "refmodel")
+        os.makedirs(d, exist_ok=True)
+        name = f"seed-{self.seed}-{re.sub(r'[^A-Za-z0-9]+', '_', self.wire)}.json"
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            json.dump([op.to_json() for op in self.shrunk], f, indent=1)
+            f.write("\n")
+        return os.path.relpath(path, harness.TOP)
 
 
 def run_config(seed):
