@@ -4,6 +4,7 @@
 #   make check    format check, unit tests (plain and ASan+UBSan), integration tests
 #   make demo     the emulator with demo data, and what to type
 #   make bench    the benchmarks, each figure next to its baseline
+#   make soak     the reference-model test for SECONDS (600) over many seeds
 #   make install  the binaries, mount.scriptumfs and the manual pages under
 #                 PREFIX (/usr/local), staged under DESTDIR; make uninstall
 #
@@ -46,7 +47,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 BINARIES := $(BUILD)/scriptum-emulator $(BUILD)/scriptum $(if $(wildcard fs/main.c),$(BUILD)/scriptumfs)
 
 .PHONY: all deps build unit check check-format check-man format integration conformance-asan \
-	fuzz fuzz-run demo demo-stop bench clean install uninstall
+	fuzz fuzz-run demo demo-stop bench soak clean install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -131,6 +132,14 @@ demo-stop:
 
 bench: all
 	@sh bench/run.sh
+
+# The reference-model test (tests/refmodel.py) over successive seeds and wire
+# settings for SECONDS; not part of check, which runs it briefly
+# (tests/test_fs_model.py). WIRE=spec keeps to one wire setting.
+SECONDS ?= 600
+soak: deps
+	@$(MAKE) --no-print-directory build
+	/usr/bin/python3 tests/soak_model.py --seconds $(SECONDS)
 
 clean:
 	rm -rf build
