@@ -84,17 +84,24 @@ unit: $(UNIT_BIN) $(BUILD)/scriptum-emulator
 
 # The integration tests drive the plain binaries; the emulator conformance,
 # CLI and mount suites then run once more against the ASan+UBSan builds,
-# which must stay clean (the fixtures fail a test on any sanitizer report).
+# which must stay clean (the fixtures fail a test on any sanitizer report),
+# and once more against an emulator that spells every answer at random
+# (SPEC §2.6) from WIRE_SEED.
 integration:
 	@echo "== integration tests (pytest)"
 	$(PYTEST) tests
 	@echo "== the same suites against the ASan+UBSan builds"
 	SCRIPTUM_BUILD=build/asan $(PYTEST) tests/test_emulator_*.py tests/test_cli_*.py \
 		tests/test_fs_*.py
+	@echo "== the CLI and mount suites against an emulator spelling the wire at random"
+	SCRIPTUM_WIRE=random SCRIPTUM_WIRE_SEED=$(WIRE_SEED) $(PYTEST) tests/test_cli_*.py \
+		tests/test_fs_*.py --ignore=tests/test_fs_model.py
 
 # libFuzzer targets (clang, ASan+UBSan), each run for FUZZ_SECONDS from its
 # seed corpus; `make check` runs them briefly.
 FUZZ_SECONDS ?= 60
+# the seed of the random wire the CLI and mount suites run under once
+WIRE_SEED    ?= 7
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_FLAGS   := -g -O1 -std=c11 -D_GNU_SOURCE -Iclient -fsanitize=fuzzer,address,undefined \

@@ -46,6 +46,7 @@ struct save {
 	bool bar; /* a progress bar on stderr */
 	/* steps */
 	struct tmpfile part;
+	bool step_final; /* the step in progress has finished: its payloads are saved */
 	bool part_open;
 	char step_dir[4096];
 	size_t nsteps;
@@ -256,10 +257,13 @@ step_meta(struct save *s, const struct model_step_detail *d)
 		rc = layout_error(d->step.error, &data, &len);
 		rc = put_or_drop(s, s->step_dir, "error", rc, data, rc == 0 ? len : 0);
 	}
-	/* payloads that this step does not have must not linger from before */
-	if (rc == 0 && d->input_total_bytes == 0)
+	/* a step's payloads are saved once it has finished, as the mount shows
+	 * them (doc/SEMANTICS.md, "Layout"); those it does not have must not
+	 * linger from before */
+	s->step_final = model_step_terminal(d->step.status);
+	if (rc == 0 && (d->input_total_bytes == 0 || !s->step_final))
 		rc = drop(s, s->step_dir, "input.json");
-	if (rc == 0 && d->output_total_bytes == 0)
+	if (rc == 0 && (d->output_total_bytes == 0 || !s->step_final))
 		rc = drop(s, s->step_dir, "output.json");
 	return rc;
 }
@@ -273,7 +277,7 @@ on_step(const struct model_result_msg *m, void *arg)
 
 	if (m->kind == MODEL_MSG_STEP_META)
 		return step_meta(s, &m->step_meta);
-	if (m->kind != MODEL_MSG_STEP_CHUNK)
+	if (m->kind != MODEL_MSG_STEP_CHUNK || !s->step_final)
 		return 0;
 	name = m->part == MODEL_PART_INPUT ? "input.json" : "output.json";
 	if (!s->part_open) {

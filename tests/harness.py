@@ -973,8 +973,9 @@ def canonical_message(doc, unwrap=True):
 
 
 def get_canonical(emu, path, **params):
-    """A unary GET under /v1/scriptum, canonical."""
-    return canonical(emu.get(path, **params))
+    """A unary GET under /v1/scriptum, canonical: what it says, however the
+    emulator's --wire spells it (canonical_message)."""
+    return canonical_message(emu.get(path, **params))
 
 
 def list_all_canonical(emu, **params):
@@ -998,12 +999,13 @@ def wire_framing(mode):
     return {"array": "array", "sse": "sse", "random": "auto"}.get(base, "ndjson")
 
 
-def stream_canonical(emu, path, mode="canonical", params=None, timeout=120):
-    """A whole stream under /v1/scriptum: (canonical messages, error)."""
+def stream_canonical(emu, path, mode=None, params=None, timeout=120):
+    """A whole stream under /v1/scriptum: (canonical messages, error).
+    mode: the emulator's --wire (None: the one it was started with)."""
     status, body = emu.stream(path, params=params, timeout=timeout)
     assert status == 200, body[:300]
-    messages, error = parse_stream(body, wire_framing(mode))
-    return [canonical(m, unwrap=False) for m in messages], error
+    messages, error = parse_stream(body, wire_framing(mode or emu.wire or "canonical"))
+    return [canonical_message(m, unwrap=False) for m in messages], error
 
 
 def wait_for_status(emu, thread_id, statuses, timeout=30):
@@ -1019,7 +1021,7 @@ def wait_for_status(emu, thread_id, statuses, timeout=30):
         time.sleep(0.05)
 
 
-def step_payloads(emu, thread_id, step_path=None, mode="canonical"):
+def step_payloads(emu, thread_id, step_path=None, mode=None):
     """StreamStepResult of a thread: {path: (stepMeta, input bytes, output
     bytes)} in the stream's order."""
     params = {"stepPath": step_path} if step_path else None

@@ -80,13 +80,10 @@ def wire_args(spec):
 # ---- the API's raw answers, canonical ----
 
 def unwrap(doc):
-    """canonical() of a unary answer, also when its one-key wrapper has
-    unknown siblings ({"thread": {...}, "requestId": ...})."""
-    if isinstance(doc, dict) and "threadId" not in doc and "thread_id" not in doc:
-        keys = [k for k in doc if k in harness.UNARY_WRAPPERS and isinstance(doc[k], dict)]
-        if len(keys) == 1:
-            doc = doc[keys[0]]
-    return canonical(doc)
+    """What a unary answer says, however the wire spells it: its one-key
+    wrapper (with any unknown siblings) taken off, the emulator's unknown
+    keys and zero or null fields dropped (harness.canonical_message)."""
+    return harness.canonical_message(doc)
 
 
 def api_get(emu, path, **params):
@@ -102,7 +99,7 @@ def stream_messages(emu, path, params=None):
     text = body.lstrip()
     framing = "array" if text[:1] == b"[" else "sse" if text[:5] == b"data:" else "ndjson"
     msgs, err = harness.parse_stream(body, framing)
-    return [canonical(m, unwrap=False) for m in msgs], err
+    return [harness.canonical_message(m, unwrap=False) for m in msgs], err
 
 
 def api_list(emu, **params):
@@ -610,8 +607,8 @@ class Driver:
     def check_events(self, tid, data, final):
         where = f"threads/{tid}/events"
         try:
-            evs = [canonical(json.loads(l), unwrap=False) for l in data.decode().split("\n")
-                   if l.strip()]
+            evs = [harness.canonical_message(json.loads(l), unwrap=False)
+                   for l in data.decode().split("\n") if l.strip()]
         except ValueError as e:
             raise Mismatch("events", f"{where} is not NDJSON: {e}") from None
         if not evs:

@@ -17,7 +17,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import refmodel  # noqa: E402
 
-WIRES = ["canonical", "wrapped", "snake", "array", "sse"]
+# "random" draws its spellings from a wire seed of its own for each seed run
+WIRES = ["canonical", "random", "wrapped", "random,unknownenums", "snake", "array", "sse",
+         "random,siblings,minimal,nulls"]
+
+
+def wire_for(spec, seed):
+    """A wire spec with a --wire-seed of its own per run when random."""
+    if spec.split(",")[0] == "random" and "--wire-seed" not in spec:
+        return f"{spec} --wire-seed {seed}"
+    return spec
 
 
 def main(argv=None):
@@ -38,7 +47,7 @@ def main(argv=None):
     seed = a.first_seed
     try:
         while time.monotonic() < deadline and len(failures) < a.max_failures:
-            wire = wires[(seed - a.first_seed) % len(wires)]
+            wire = wire_for(wires[(seed - a.first_seed) % len(wires)], seed)
             left = deadline - time.monotonic()
             done, fail = refmodel.run_seed(seed, wire,
                                            shrink_s=max(0, min(a.shrink_seconds, left)),

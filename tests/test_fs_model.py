@@ -23,8 +23,10 @@ pytestmark = pytest.mark.timeout(240)
 # (--wire <spec>), e.g. "random --wire-seed 3" once the emulator has it.
 WIRES = [
     "canonical",
-    "wrapped",
     "snake",
+    "random --wire-seed 1",
+    "random --wire-seed 2",
+    "random,unknownenums,siblings,minimal --wire-seed 3",
 ]
 SEEDS_PER_WIRE = 2
 
