@@ -19,6 +19,27 @@
 
 #define READ_MAX ((size_t)1 << 20)
 
+/*
+ * Answers a request with the failure rc (-errno, or 0). An answer that
+ * broke the protocol, or a transfer cut short, is EIO to a program
+ * (doc/SEMANTICS.md, "Errors"): "Protocol error" would name our problem,
+ * not the reader's.
+ */
+static void
+reply_err(fuse_req_t req, int rc)
+{
+	switch (-rc) {
+	case EPROTO:
+	case EBADMSG:
+	case EMSGSIZE:
+	case EREMOTEIO:
+	case EPIPE:
+		rc = -EIO;
+		break;
+	}
+	fuse_reply_err(req, -rc);
+}
+
 static struct fsm *
 fsm_of(fuse_req_t req)
 {
@@ -80,7 +101,7 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (rc != 0) {
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	fill_param(&p, &e);
@@ -117,7 +138,7 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	(void)fi;
 	if ((rc = tree_getattr(m, ino, &st, &timeout)) != 0)
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 	else
 		fuse_reply_attr(req, &st, timeout);
 }
@@ -135,7 +156,7 @@ op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct
 		return;
 	}
 	if ((rc = tree_getattr(m, ino, &st, &timeout)) != 0) {
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -146,7 +167,7 @@ op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct
 		}
 		if (fi != NULL && (rc = tree_truncate(m, (struct tree_file *)(uintptr_t)fi->fh,
 		                                      attr->st_size)) != 0) {
-			fuse_reply_err(req, -rc);
+			reply_err(req, rc);
 			return;
 		}
 	}
@@ -162,7 +183,7 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
 	int rc;
 
 	if ((rc = tree_readlink(m, ino, buf, sizeof(buf))) != 0)
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 	else
 		fuse_reply_readlink(req, buf);
 }
@@ -175,7 +196,7 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	if ((rc = tree_opendir(m, ino, &d)) != 0) {
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	fi->fh = (uintptr_t)d;
@@ -222,7 +243,7 @@ readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi
 	}
 	/* an error after some entries: give those; the next call meets it again */
 	if (rc < 0 && used == 0)
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 	else
 		fuse_reply_buf(req, buf, used);
 	free(buf);
@@ -261,7 +282,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	if ((rc = tree_open(m, ino, fi->flags, &f, &how)) != 0) {
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	fi->fh = (uintptr_t)f;
@@ -273,7 +294,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
 	if ((fi->flags & O_TRUNC) && (rc = tree_truncate(m, f, 0)) != 0) {
 		tree_release(m, f);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	if (fuse_reply_open(req, fi) != 0)
@@ -319,7 +340,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 	fuse_req_interrupt_func(req, on_interrupt, f);
 	n = tree_read(m, f, buf, size, off, &w);
 	if (n < 0) {
-		fuse_reply_err(req, (int)-n);
+		reply_err(req, (int)n);
 	} else if (w.n > 0) {
 		/* from the memory the payload streams through, held meanwhile */
 		fuse_reply_iov(req, w.iov, w.n);
@@ -349,7 +370,7 @@ op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 	(void)ino;
 	n = tree_write(m, (struct tree_file *)(uintptr_t)fi->fh, buf, size, off);
 	if (n < 0)
-		fuse_reply_err(req, (int)-n);
+		reply_err(req, (int)n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -360,7 +381,7 @@ op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fsm *m = fsm_of(req);
 
 	(void)ino;
-	fuse_reply_err(req, -tree_flush(m, (struct tree_file *)(uintptr_t)fi->fh));
+	reply_err(req, tree_flush(m, (struct tree_file *)(uintptr_t)fi->fh));
 }
 
 static void

@@ -38,8 +38,7 @@ def diff_against_save(emu, fs, tid, tmp_path):
     for name in MOUNT_ONLY:
         args += ["-x", name]
     res = run_cmd(args + [fs.thread(tid), str(saved)], timeout=120)
-    assert res.returncode == 0, res.stdout.decode(errors="replace")[-3000:] + \
-        res.stderr.decode(errors="replace")
+    assert res.returncode == 0, res.stdout.decode(errors="replace")[-3000:] + res.stderr
 
 
 def settle(emu, tid, statuses=("completed", "failed", "cancelled")):
