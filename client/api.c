@@ -52,6 +52,24 @@ api_http(struct api *a)
 	return a->http;
 }
 
+void
+api_redact(struct api *a, char *msg, size_t size)
+{
+	http_redact(a != NULL ? a->http : NULL, msg, size);
+}
+
+/* A public call's result, its message redacted: this layer's messages
+ * quote the server too (an id, jansson's "near '...'", an error line). */
+static int
+redacted(struct api *a, int rc, struct http_error *e)
+{
+	if (rc != 0 && e != NULL) {
+		http_redact(a->http, e->message, sizeof(e->message));
+		http_redact(a->http, e->call, sizeof(e->call));
+	}
+	return rc;
+}
+
 /* ---- errors ---- */
 
 static int efail(struct http_error *e, int err, int http_status, const char *fmt, ...)
@@ -218,13 +236,13 @@ unary_parse(struct api *a, const char *call, const char *method, const char *pat
 	memset(e, 0, sizeof(*e));
 	snprintf(e->call, sizeof(e->call), "%s", call);
 	if ((rc = unary(a, call, method, path, body, flags, &v, e)) != 0)
-		return rc;
+		return redacted(a, rc, e);
 	rc = parse(v, out, err, sizeof(err));
 	json_decref(v);
 	if (rc == -ENOMEM)
 		return efail(e, ENOMEM, 200, "out of memory");
 	if (rc != 0)
-		return efail(e, EPROTO, 200, "unexpected answer: %s", err);
+		return redacted(a, efail(e, EPROTO, 200, "unexpected answer: %s", err), e);
 	return 0;
 }
 
@@ -342,7 +360,7 @@ api_create_thread(struct api *a, const struct api_create *rq, struct model_threa
 	/* the new thread's id must be there; the rest may be left out */
 	if (rc == 0)
 		rc = thread_identity(e, NULL, out, true);
-	return rc;
+	return redacted(a, rc, e);
 }
 
 int
@@ -356,7 +374,7 @@ api_get_thread(struct api *a, const char *id, struct model_thread *out, struct h
 	rc = get_object(a, "GetThread", "threads", "thread id", id, "", parse_thread, out, e);
 	if (rc == 0)
 		rc = thread_identity(e, id, out, true);
-	return rc;
+	return redacted(a, rc, e);
 }
 
 /* Appends "&name=value" (or "?name=value" first), the value escaped. */
@@ -411,7 +429,7 @@ api_cancel_thread(struct api *a, const char *id, struct model_thread *out, struc
 	json_decref(body);
 	if (rc == 0)
 		rc = action_answer(e, id, out);
-	return rc;
+	return redacted(a, rc, e);
 }
 
 int
@@ -438,7 +456,7 @@ api_resume_thread(struct api *a, const char *id, const char *answer_json, struct
 	json_decref(body);
 	if (rc == 0)
 		rc = action_answer(e, id, out);
-	return rc;
+	return redacted(a, rc, e);
 }
 
 int
@@ -464,7 +482,7 @@ api_get_result(struct api *a, const char *id, const struct api_result_query *q,
 		return rc;
 	if ((rc = check_identity(e, "threadId", id, out->thread_id, true)) != 0)
 		model_result_clear(out);
-	return rc;
+	return redacted(a, rc, e);
 }
 
 int
@@ -493,7 +511,7 @@ api_get_script(struct api *a, const char *name, struct model_script *out, struct
 	rc = get_object(a, "GetScript", "scripts", "script name", name, "", parse_script, out, e);
 	if (rc == 0 && (rc = check_identity(e, "name", name, out->name, true)) != 0)
 		model_script_clear(out);
-	return rc;
+	return redacted(a, rc, e);
 }
 
 int
@@ -792,13 +810,18 @@ run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms,
 			rc = finish;
 		if (rc == -EREMOTEIO && (st = stream_error(s->parser)) != NULL) {
 			struct errmap m = errmap_map(0, st->code);
+			char said[sizeof(st->message)];
+
+			/* before it is embedded: a cut secret would hide mid-line */
+			memcpy(said, st->message, sizeof(said));
+			http_redact(a->http, said, sizeof(said));
 
 			e->err = m.err;
 			e->http_status = resp.status;
 			e->grpc_code = st->code;
 			e->exit_code = m.exit_code;
 			if (snprintf(e->message, sizeof(e->message), "%s (the server's error, %s)",
-			             st->message, where) < 0)
+			             said, where) < 0)
 				e->message[0] = '\0';
 			rc = -m.err;
 		} else if (s->cb_err == 0 && s->why[0] != '\0') {
@@ -818,7 +841,7 @@ run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms,
 	s->parser = NULL;
 	free(s->step_path);
 	s->step_path = NULL;
-	return rc;
+	return redacted(a, rc, e);
 }
 
 static bool

@@ -20,7 +20,8 @@
  * name and the thread in e->call, the API's message in e->message, errno
  * and exit status from errmap. An answer that cannot be parsed is -EPROTO
  * (exit status 10). *out is filled only on success: clear it then, not
- * after a failure. Thread-safe: one struct api serves every thread.
+ * after a failure. No message holds a secret in use (api_redact()).
+ * Thread-safe: one struct api serves every thread.
  */
 #ifndef SCRIPTUM_API_H
 #define SCRIPTUM_API_H
@@ -45,6 +46,11 @@ void api_free(struct api *a); /* NULL is fine; no call may be in progress */
 
 /* The transport underneath, for its counters. Owned by a. */
 struct http_client *api_http(struct api *a);
+
+/* Takes every secret in use out of msg, in place (http_redact()). Every
+ * e->message an api_* call returns has been through it already; a message
+ * made from the server's text elsewhere must go through it too. */
+void api_redact(struct api *a, char *msg, size_t size);
 
 /* CreateThread's request. Strings borrowed for the call; NULL or "" = unset. */
 struct api_create {

@@ -27,6 +27,9 @@ volatile int cli_signal;
 /* For the life of the process: the signal thread may fire it at any time. */
 static struct http_abort *abort_handle;
 
+/* Whose secrets every message on stderr is cleaned of; set once connected. */
+static struct api *secrets;
+
 static const char usage_text[] =
     "usage: scriptum [global flags] thread <command> [flags] [args]\n"
     "       scriptum [global flags] health\n"
@@ -53,17 +56,26 @@ static const char usage_text[] =
     "\n"
     "See scriptum(1) and scriptum-config(5).\n";
 
+/* One line on stderr, redacted: a message may quote the server. */
+static void
+say(const char *fmt, va_list ap)
+{
+	char line[4096];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	api_redact(secrets, line, sizeof(line));
+	fflush(stdout);
+	fprintf(stderr, "scriptum: %s\n", line);
+}
+
 int
 cli_fail(int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("scriptum: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return status;
 }
 
@@ -72,12 +84,9 @@ cli_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("scriptum: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int
@@ -524,6 +533,7 @@ connect_api(struct cli *c, struct globals *g)
 	config_free(cfg);
 	if (rc != 0)
 		return cli_fail(EXIT_INVALID, "%s", err);
+	secrets = c->api;
 	return 0;
 }
 
@@ -564,6 +574,7 @@ main(int argc, char **argv)
 		rc = cli_thread(&c, &a);
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = cli_fail(EXIT_INTERNAL, "writing the output: %s", strerror(errno));
+	secrets = NULL;
 	api_free(c.api);
 	/* the signal thread may still hold the abort handle: it is left to exit() */
 	return rc;

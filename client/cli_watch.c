@@ -103,17 +103,19 @@ event_line(struct follow *f, int64_t at_ms, const char *fmt, ...)
 {
 	time_t t = (time_t)((at_ms > 0 ? at_ms : cli_now_ms()) / 1000);
 	struct tm tm;
-	char when[16];
+	char when[16], text[4096];
 	va_list ap;
 
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
-	clear_live(f);
-	fprintf(f->out, "%s  ", when);
 	va_start(ap, fmt);
-	vfprintf(f->out, fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	fputc('\n', f->out);
+	/* an event quotes the server (a step's name, an error), and this
+	 * may be stderr */
+	api_redact(f->c->api, text, sizeof(text));
+	clear_live(f);
+	fprintf(f->out, "%s  %s\n", when, text);
 }
 
 static void
@@ -495,15 +497,18 @@ cli_follow(struct cli *c, const char *id, FILE *out, struct model_thread *final)
 	if (!f.records) {
 		char dur[32] = "took no time";
 		const struct model_thread *t = final;
+		char text[4096];
 
 		if (t->started_at_ms > 0 && t->finished_at_ms >= t->started_at_ms)
 			cli_duration(dur, sizeof(dur), t->finished_at_ms - t->started_at_ms);
 		if (t->status == MODEL_THREAD_COMPLETED)
-			fprintf(out, "thread %s completed in %s\n", id, dur);
+			snprintf(text, sizeof(text), "thread %s completed in %s", id, dur);
 		else
-			fprintf(out, "thread %s %s after %s%s%s\n", id,
-			        model_thread_status_word(t->status), dur, t->error[0] ? ": " : "",
-			        t->error);
+			snprintf(text, sizeof(text), "thread %s %s after %s%s%s", id,
+			         model_thread_status_word(t->status), dur, t->error[0] ? ": " : "",
+			         t->error);
+		api_redact(c->api, text, sizeof(text));
+		fprintf(out, "%s\n", text);
 		fflush(out);
 	}
 	return final->status == MODEL_THREAD_COMPLETED ? EXIT_OK : EXIT_THREAD_FAILED;

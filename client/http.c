@@ -47,6 +47,7 @@
 #include "errbuf.h"
 #include "errmap.h"
 #include "http.h"
+#include "redact.h"
 
 /* An error body is only read for its message: a proxy's page past this is noise. */
 #define ERROR_BODY_MAX ((size_t)64 << 10)
@@ -91,6 +92,8 @@ struct auth {
 	int64_t refresh_at; /* monotonic ms; 0: no expiry known, used until a 401 */
 	int64_t expires_at; /* monotonic ms; 0: unknown */
 	bool fetching;      /* one thread fetches, the others wait or use the old token */
+
+	struct redact *redact; /* the client's: every token read or fetched goes in */
 };
 
 struct http_client {
@@ -117,6 +120,7 @@ struct http_client {
 	unsigned nidle;
 
 	struct auth auth;
+	struct redact *redact; /* owned: every secret in use, for http_redact() */
 
 	_Atomic uint64_t n_calls;
 	_Atomic uint64_t n_attempts;
@@ -233,27 +237,6 @@ has_control(const char *s)
 
 /* ---- errors ---- */
 
-/* Replaces every occurrence of secret in msg (in place) with "<redacted>". */
-static void
-scrub(char *msg, size_t size, const char *secret)
-{
-	static const char mark[] = "<redacted>";
-	size_t slen, mlen = sizeof(mark) - 1;
-	char *p;
-
-	if (secret == NULL || (slen = strlen(secret)) < 4)
-		return;
-	while ((p = strstr(msg, secret)) != NULL) {
-		size_t tail = strlen(p + slen);
-
-		if (mlen > slen && (size_t)(p - msg) + mlen + tail + 1 > size)
-			tail = size - (size_t)(p - msg) - mlen - 1;
-		memmove(p + mlen, p + slen, tail);
-		memcpy(p, mark, mlen);
-		p[mlen + tail] = '\0';
-	}
-}
-
 /* A failure with no HTTP answer behind it (or none that matters). */
 static int fail(struct http_error *e, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -282,6 +265,13 @@ error_init(struct http_error *e, const struct http_request *rq, const char *meth
 		snprintf(e->call, sizeof(e->call), "%s", rq->call);
 	else
 		snprintf(e->call, sizeof(e->call), "%s %s", method, rq->path ? rq->path : "");
+}
+
+void
+http_redact(struct http_client *c, char *msg, size_t size)
+{
+	if (c != NULL)
+		redact_apply(c->redact, msg, size);
 }
 
 int
@@ -558,6 +548,24 @@ dup_opt(const char *s, char **out)
 	return *out != NULL;
 }
 
+/* A client secret and the form it takes in a request body. */
+static int
+redact_secret(struct redact *r, const char *secret)
+{
+	char *esc;
+	int rc;
+
+	if (secret == NULL)
+		return 0;
+	if ((esc = http_escape_dup(secret)) == NULL)
+		return -ENOMEM;
+	rc = redact_add(r, REDACT_CLIENT_SECRET, secret);
+	if (rc == 0)
+		rc = redact_add(r, REDACT_CLIENT_SECRET, esc);
+	wipe_free(esc);
+	return rc;
+}
+
 static int
 auth_init(struct auth *a, const struct http_options *o, char *err, size_t errlen)
 {
@@ -582,7 +590,9 @@ auth_init(struct auth *a, const struct http_options *o, char *err, size_t errlen
 			                  "the token holds a space or a control character");
 		a->kind = AUTH_STATIC;
 		a->token = strdup(o->token);
-		return a->token != NULL ? 0 : errbuf_set(err, errlen, -ENOMEM, "out of memory");
+		if (a->token == NULL || redact_add(a->redact, REDACT_TOKEN, a->token) != 0)
+			return errbuf_set(err, errlen, -ENOMEM, "out of memory");
+		return 0;
 	}
 	if (set(o->token_file)) {
 		a->kind = AUTH_FILE;
@@ -606,7 +616,8 @@ auth_init(struct auth *a, const struct http_options *o, char *err, size_t errlen
 		if (!dup_opt(o->token_url, &a->token_url) ||
 		    !dup_opt(o->client_id, &a->client_id) ||
 		    !dup_opt(o->client_secret, &a->client_secret) ||
-		    !dup_opt(o->client_secret_file, &a->secret_file))
+		    !dup_opt(o->client_secret_file, &a->secret_file) ||
+		    redact_secret(a->redact, a->client_secret) != 0)
 			return errbuf_set(err, errlen, -ENOMEM, "out of memory");
 	}
 	return 0;
@@ -642,6 +653,7 @@ http_client_free(struct http_client *c)
 		pthread_mutex_destroy(&c->share_lock[i]);
 	pthread_mutex_destroy(&c->pool_lock);
 	auth_free(&c->auth);
+	redact_free(c->redact);
 	free(c->endpoint);
 	free(c->org_id_hdr);
 	free(c->org_name_hdr);
@@ -694,6 +706,12 @@ http_client_new(const struct http_options *o, struct http_client **out, char *er
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_lock[i], NULL);
 	pthread_mutex_init(&c->pool_lock, NULL);
+	rc = -ENOMEM;
+	if ((c->redact = c->auth.redact = redact_new()) == NULL ||
+	    redact_add(c->redact, REDACT_ORG_ID, o->org_id) != 0) {
+		errbuf_set(err, errlen, rc, "out of memory");
+		goto fail;
+	}
 	rc = auth_init(&c->auth, o, err, errlen);
 	if (rc != 0)
 		goto fail;
@@ -1219,6 +1237,10 @@ auth_file_refresh(struct auth *a, struct http_error *e)
 		a->mtime = st.st_mtim;
 	}
 	a->stale = false;
+	if (redact_add(a->redact, REDACT_TOKEN, tok) != 0) {
+		config_secret_free(tok);
+		return fail(e, ENOMEM, "out of memory");
+	}
 	if (a->token == NULL || strcmp(a->token, tok) != 0) {
 		wipe_free(a->token);
 		a->token = tok;
@@ -1335,6 +1357,11 @@ oauth_fetch(struct http_client *c, int64_t deadline, struct http_abort *ab, char
 			return -EACCES;
 		}
 	}
+	/* known before it is sent: the answer may echo it */
+	if (redact_secret(a->redact, secret) != 0) {
+		wipe_free(secret);
+		return fail(e, ENOMEM, "out of memory");
+	}
 	id_esc = http_escape_dup(a->client_id);
 	sec_esc = http_escape_dup(secret);
 	if (id_esc == NULL || sec_esc == NULL ||
@@ -1369,10 +1396,9 @@ oauth_fetch(struct http_client *c, int64_t deadline, struct http_abort *ab, char
 			e->exit_code = 3;
 			rc = -EACCES;
 		}
-		snprintf(e->message, sizeof(e->message), "token endpoint: %.480s", msg);
 		/* in case the endpoint echoes what it got */
-		scrub(e->message, sizeof(e->message), secret);
-		scrub(e->message, sizeof(e->message), sec_esc);
+		redact_apply(a->redact, msg, sizeof(msg));
+		snprintf(e->message, sizeof(e->message), "token endpoint: %.480s", msg);
 		goto out;
 	}
 	j = json_loadb(r.body, r.len, 0, NULL);
@@ -1451,6 +1477,12 @@ auth_get(struct http_client *c, int64_t deadline, struct http_abort *ab, char **
 		int64_t margin = c->margin_ms;
 
 		now = now_ms();
+		if (redact_add(a->redact, REDACT_TOKEN, fresh) != 0) {
+			/* a token that could leak into a message is not used */
+			wipe_free(fresh);
+			rc = fail(e, ENOMEM, "out of memory");
+			goto copy;
+		}
 		if (a->token == NULL || strcmp(a->token, fresh) != 0) {
 			wipe_free(a->token);
 			a->token = fresh;
@@ -1586,7 +1618,7 @@ call_run(struct http_client *c, const char *url, const struct http_request *rq, 
 	pool_give(c, s);
 	if (rc != 0) {
 		atomic_fetch_add(&c->n_failures, 1);
-		scrub(e->message, sizeof(e->message), token);
+		http_redact(c, e->message, sizeof(e->message));
 	}
 	wipe_free(token);
 	return rc;

@@ -17,7 +17,8 @@
  *	http_response_clear(&resp);
  *	http_client_free(c);
  *
- * Nothing prints. No message this module writes holds a token or a secret.
+ * Nothing prints. No message this module writes holds a token or a secret
+ * (http_redact()).
  */
 #ifndef SCRIPTUM_HTTP_H
 #define SCRIPTUM_HTTP_H
@@ -170,6 +171,16 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
 
 /* Frees what r holds (not r) and zeroes it. */
 void http_response_clear(struct http_response *r);
+
+/*
+ * Takes every secret c uses out of msg (a string in a buffer of size
+ * bytes), in place: the tokens it has read or fetched (the last few), the
+ * OAuth client secret, the organization id. The one redaction of the
+ * project (redact.c): every message that may hold the server's text goes
+ * through it, and http_do() has already put e->message through it. c may
+ * be NULL. Thread-safe.
+ */
+void http_redact(struct http_client *c, char *msg, size_t size);
 
 /* Writes "GetThread: <message> (HTTP 404, NOT_FOUND)" into buf; returns
  * what snprintf() returns. */

@@ -8,8 +8,10 @@
  *	2026-11-29T03:51:12Z CreateThread nosuch HTTP 404 NOT_FOUND: script 'nosuch' not found
  *
  * The ring is preallocated, so recording an error never allocates and never
- * fails. What is recorded is copied from struct http_error, whose message
- * the transport has already scrubbed of tokens; nothing is added here.
+ * fails. What is recorded is copied from struct http_error, and every
+ * entry and log line goes through the API's redaction (api_redact())
+ * once more here: a message may be made outside the API from the
+ * server's text, and no secret may reach the log or the errors file.
  */
 #include "fs.h"
 
@@ -44,6 +46,7 @@ struct errlog {
 /* Set once by log_init(), before any thread that logs is started. */
 static bool log_foreground = true;
 static bool log_debug;
+static struct api *log_secrets;
 
 /* ---- the log ---- */
 
@@ -57,6 +60,12 @@ log_init(bool foreground, bool debug)
 }
 
 void
+log_redact_with(struct api *api)
+{
+	log_secrets = api;
+}
+
+void
 log_msg(int priority, const char *fmt, ...)
 {
 	char line[1024];
@@ -67,6 +76,7 @@ log_msg(int priority, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	api_redact(log_secrets, line, sizeof(line));
 	if (log_foreground)
 		fprintf(stderr, "scriptumfs: %s\n", line); /* one call: lines never interleave */
 	else
@@ -136,6 +146,8 @@ errlog_add(struct errlog *l, const struct http_error *e)
 	ent.grpc_code = e->grpc_code;
 	copy_line(ent.call, sizeof(ent.call), e->call);
 	copy_line(ent.message, sizeof(ent.message), e->message);
+	api_redact(log_secrets, ent.call, sizeof(ent.call));
+	api_redact(log_secrets, ent.message, sizeof(ent.message));
 	status_text(status, sizeof(status), ent.http_status, ent.grpc_code);
 	log_msg(LOG_WARNING, "%s%s: %s", ent.call, status, ent.message);
 	if (l == NULL || l->keep == 0)

@@ -91,6 +91,11 @@ int errlog_render(struct errlog *l, char **out, size_t *len);
 void log_init(bool foreground, bool debug);
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Whose secrets every log line and errlog entry is cleaned of
+ * (api_redact()): set once api exists, before any thread logs; NULL
+ * before api is freed. Borrowed. */
+void log_redact_with(struct api *api);
+
 /* ---- writes.c: new, cancel, resume ---- */
 
 enum write_kind {

@@ -284,6 +284,7 @@ check_service(struct api *api, const char *endpoint)
 
 	if (api_list_threads(api, &q, &l, &e) != 0) {
 		http_error_string(&e, msg, sizeof(msg));
+		api_redact(api, msg, sizeof(msg));
 		fprintf(stderr, "scriptumfs: %s: %s\n", endpoint, msg);
 		if (e.err == EACCES)
 			fprintf(stderr, "scriptumfs: check the token (token_file=, the profile's "
@@ -403,6 +404,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "scriptumfs: %s\n", err);
 		goto err_out2;
 	}
+	log_redact_with(m.api);
 	if (check_service(m.api, cfg->endpoint) != 0)
 		goto err_out3;
 	if ((m.errors = errlog_new(100)) == NULL || (m.recs = recs_new()) == NULL ||
@@ -471,6 +473,7 @@ err_out3:
 	recs_free(m.recs);
 	errlog_free(m.errors);
 	free(m.config_text);
+	log_redact_with(NULL);
 	api_free(m.api);
 err_out2:
 	free(cache_dir);

@@ -33,6 +33,7 @@
 
 #include "api.h"
 #include "emu.h"
+#include "redact.h"
 
 #define JSON   "application/json"
 #define NDJSON "application/x-ndjson"
@@ -477,9 +478,11 @@ struct fx {
 	struct canned *cs;
 	struct api *a;
 	struct http_abort *abort;
-	struct emu *emu; /* started only by the test on the real emulator */
-	int attempts;    /* the client's max_attempts; 0: 1 */
-	bool hold;       /* the next server holds its connections open */
+	struct emu *emu;    /* started only by the test on the real emulator */
+	int attempts;       /* the client's max_attempts; 0: 1 */
+	bool hold;          /* the next server holds its connections open */
+	const char *token;  /* the next client's bearer token; NULL: none */
+	const char *org_id; /* the next client's organization id; NULL: none */
 	struct seen seen;
 	struct http_error e;
 	char line[2048];
@@ -525,6 +528,8 @@ client_for(struct fx *fx, const char *url)
 	o.max_attempts = fx->attempts > 0 ? fx->attempts : 1;
 	o.backoff_base_ms = 10;
 	o.backoff_max_ms = 50;
+	o.token = fx->token;
+	o.org_id = fx->org_id;
 	api_free(fx->a);
 	fx->a = NULL;
 	rc = api_new(&o, &fx->a, err, sizeof(err));
@@ -560,6 +565,17 @@ assert_message_has(const struct http_error *e, const char *needle)
 {
 	if (strstr(e->message, needle) == NULL)
 		fail_msg("message \"%s\" lacks \"%s\"", e->message, needle);
+}
+
+/* Fails the test if needle is anywhere in the error (call or message). */
+static void
+assert_error_lacks(const struct http_error *e, const char *needle)
+{
+	char all[2048];
+
+	http_error_string(e, all, sizeof(all));
+	if (strstr(all, needle) != NULL)
+		fail_msg("error \"%s\" holds \"%s\"", all, needle);
 }
 
 /* A port on 127.0.0.1 where nothing listens. */
@@ -1630,6 +1646,99 @@ test_result_stream_wrappers_may_have_unknown_siblings(void **state)
 	assert_memory_equal(fx->seen.bytes, "abc", 3);
 }
 
+/* ---- secrets in messages (issue 13, bug 1) ---- */
+
+#define SECRET_TOKEN "tok-9f8e7d6c5b4a3210zz"
+#define SECRET_ORG   "org-acme-7731"
+
+static void
+test_stream_error_line_echoing_the_token_is_redacted(void **state)
+{
+	struct fx *fx = *state;
+
+	fx->token = SECRET_TOKEN;
+	serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN,
+	                       MSGS(META(11), CHUNK(0, "aGVsbG8=", false),
+	                            "{\"error\": {\"code\": 14, \"message\": \"bad request: "
+	                            "Authorization: Bearer " SECRET_TOKEN "\"}}")));
+	assert_int_equal(api_stream_result(fx->a, "th_1", 0, on_result, &fx->seen, NULL, &fx->e),
+	                 -EAGAIN);
+	assert_true(canned_has_header(fx->cs, "Authorization: Bearer " SECRET_TOKEN));
+	assert_error_lacks(&fx->e, SECRET_TOKEN);
+	assert_message_has(&fx->e, "Authorization: Bearer " REDACT_MARK);
+	assert_message_has(&fx->e, "5 of 11 bytes");
+}
+
+static void
+test_unary_error_body_echoing_token_and_org_id_is_redacted(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+
+	fx->token = SECRET_TOKEN;
+	fx->org_id = SECRET_ORG;
+	serve(fx, reply_full(403, JSON,
+	                     "{\"code\": 7, \"message\": \"org " SECRET_ORG
+	                     " may not, Bearer " SECRET_TOKEN "\"}"));
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), -EACCES);
+	assert_true(canned_has_header(fx->cs, "x-organization-id: " SECRET_ORG));
+	assert_error_lacks(&fx->e, SECRET_TOKEN);
+	assert_error_lacks(&fx->e, SECRET_ORG);
+	assert_message_has(&fx->e, "org " REDACT_MARK " may not");
+}
+
+/* An echo cut by the message's length ("...") leaves the start of the
+ * token in the middle of the final message, before where the stream got
+ * to: whatever its length, at least 4 bytes of it are not shown. */
+static void
+test_a_token_cut_short_in_an_error_line_is_redacted(void **state)
+{
+	struct fx *fx = *state;
+	char line[1024], pad[600];
+
+	fx->token = SECRET_TOKEN;
+	for (size_t n = 480; n <= 500; n++) {
+		memset(pad, 'x', n);
+		pad[n] = '\0';
+		snprintf(line, sizeof(line),
+		         "{\"error\": {\"code\": 13, \"message\": \"%s Bearer %s\"}}", pad,
+		         SECRET_TOKEN);
+		serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN, MSGS(META(11), line)));
+		assert_int_not_equal(
+		    api_stream_result(fx->a, "th_1", 0, on_result, &fx->seen, NULL, &fx->e), 0);
+		assert_error_lacks(&fx->e, "tok-");
+		for (size_t i = 0; i + 8 <= strlen(SECRET_TOKEN); i++) {
+			char piece[9];
+
+			memcpy(piece, SECRET_TOKEN + i, 8);
+			piece[8] = '\0';
+			assert_error_lacks(&fx->e, piece);
+		}
+	}
+}
+
+static void
+test_api_redact_knows_the_client_secret_and_the_org_id(void **state)
+{
+	struct fx *fx = *state;
+	struct http_options o = {.endpoint = "http://127.0.0.1:1",
+	                         .token_url = "http://127.0.0.1:1/token",
+	                         .client_id = "cli",
+	                         .client_secret = "cs-S3CRET/+x&y-41",
+	                         .org_id = SECRET_ORG};
+	char err[256], msg[256];
+
+	assert_int_equal(api_new(&o, &fx->a, err, sizeof(err)), 0);
+	snprintf(msg, sizeof(msg),
+	         "echo: secret=cs-S3CRET/+x&y-41 form=cs-S3CRET%%2F%%2Bx%%26y-41 "
+	         "org=" SECRET_ORG " end");
+	api_redact(fx->a, msg, sizeof(msg));
+	assert_null(strstr(msg, "S3CRET"));
+	assert_null(strstr(msg, SECRET_ORG));
+	assert_string_equal(msg, "echo: secret=" REDACT_MARK " form=" REDACT_MARK
+	                         " org=" REDACT_MARK " end");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1686,6 +1795,10 @@ main(void)
 	    T(test_get_script_without_its_name_is_eproto),
 	    T(test_result_stream_meta_of_another_thread_is_eproto),
 	    T(test_result_stream_wrappers_may_have_unknown_siblings),
+	    T(test_stream_error_line_echoing_the_token_is_redacted),
+	    T(test_unary_error_body_echoing_token_and_org_id_is_redacted),
+	    T(test_a_token_cut_short_in_an_error_line_is_redacted),
+	    T(test_api_redact_knows_the_client_secret_and_the_org_id),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
