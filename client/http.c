@@ -51,6 +51,9 @@
 
 /* An error body is only read for its message: a proxy's page past this is noise. */
 #define ERROR_BODY_MAX ((size_t)64 << 10)
+/* All of an answer's header lines: real ones need a few KiB, and curl
+ * keeps every header line for curl_easy_header(), so they cost memory. */
+#define HEADERS_MAX ((size_t)256 << 10)
 /* A token endpoint's answer. */
 #define TOKEN_BODY_MAX ((size_t)64 << 10)
 /* The longest a poll waits between checks when nothing else bounds it. */
@@ -158,6 +161,10 @@ struct xfer {
 	bool delivered;  /* on_data has had bytes: no retry */
 	bool responded;  /* a response header arrived */
 	int cb_err;      /* why a write callback stopped the transfer */
+	size_t too_big;  /* with -EMSGSIZE: the bytes seen when it stopped */
+	size_t limit;    /* with -EMSGSIZE: the cap they passed */
+	bool in_headers; /* with -EMSGSIZE: the cap was that of the headers */
+	size_t head_len; /* header bytes received */
 	bool stalled;    /* the loop gave up for lack of bytes */
 	int64_t last_io; /* monotonic ms of the last byte received or sent */
 	uint64_t bytes;  /* body bytes received */
@@ -785,11 +792,20 @@ static size_t
 on_header(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct xfer *x = arg;
+	size_t n = size * nmemb;
 
 	(void)ptr;
 	x->responded = true;
 	x->last_io = now_ms();
-	return size * nmemb;
+	x->head_len += n;
+	if (x->head_len > HEADERS_MAX) {
+		x->cb_err = -EMSGSIZE;
+		x->too_big = x->head_len;
+		x->limit = HEADERS_MAX;
+		x->in_headers = true;
+		return 0;
+	}
+	return n;
 }
 
 /* Appends n bytes to the buffer, up to cap in all; false when that would
@@ -857,6 +873,8 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	}
 	if (!buf_append(x, ptr, n, x->cap_ok, &nomem)) {
 		x->cb_err = nomem ? -ENOMEM : -EMSGSIZE;
+		x->too_big = x->len + n;
+		x->limit = x->cap_ok;
 		return 0;
 	}
 	return n;
@@ -1070,6 +1088,38 @@ setup_easy(struct http_client *c, CURL *h, struct xfer *x, const char *url, cons
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)connect);
 }
 
+/*
+ * An answer over a cap: EMSGSIZE (exit status 10, as any answer the
+ * client cannot take), never ENOMEM, which would blame this machine.
+ * n is the size when known (Content-Length), else the bytes seen so far.
+ */
+static int
+too_large(struct http_error *e, const struct xfer *x, curl_off_t announced)
+{
+	if (x->in_headers)
+		return fail(e, EMSGSIZE,
+		            "the server's answer is too large (at least %zu bytes of headers, "
+		            "limit %zu)",
+		            x->too_big, x->limit);
+	if (announced > 0 && (uint64_t)announced > x->limit)
+		return fail(e, EMSGSIZE, "the server's answer is too large (%lld bytes, limit %zu)",
+		            (long long)announced, x->limit);
+	return fail(e, EMSGSIZE, "the server's answer is too large (at least %zu bytes, limit %zu)",
+	            x->too_big, x->limit);
+}
+
+/* Whether curl gave up on a header line longer than it takes (7.88 says
+ * "out of memory" with no text; 8.x "Too large response headers"): a
+ * failure before any body byte, or one whose text says so. */
+static bool
+header_too_large(const struct xfer *x)
+{
+	if (x->result == CURLE_OUT_OF_MEMORY && x->bytes == 0)
+		return true;
+	return strstr(x->errbuf, "oo large response header") != NULL ||
+	       strstr(x->errbuf, "bytes header (max") != NULL;
+}
+
 /* The failure of an HTTP answer that is not 2xx, from its status and body. */
 static int
 fail_status(struct http_error *e, int status, const char *body, size_t len)
@@ -1101,7 +1151,7 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 	struct curl_slist *hdrs;
 	char *auth_hdr = NULL, *ctype = NULL;
 	bool idempotent = method_idempotent(method) || (rq->flags & HTTP_IDEMPOTENT);
-	curl_off_t pretransfer = 0, retry_after = 0;
+	curl_off_t pretransfer = 0, retry_after = 0, announced = -1;
 	long connects = 0;
 	int rc;
 
@@ -1134,6 +1184,7 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 	curl_easy_getinfo(s->easy, CURLINFO_CONTENT_TYPE, &ctype);
 	curl_easy_getinfo(s->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
 	curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
 	resp->status = (int)x.status;
 	resp->received = x.bytes;
 	if (ctype != NULL)
@@ -1151,8 +1202,13 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 		rc = fail(e, ETIMEDOUT, "no answer within the deadline");
 	} else if (rc != 0) {
 		rc = fail(e, EIO, "libcurl's transfer loop failed");
-	} else if (x.cb_err == -EMSGSIZE) {
-		rc = fail(e, EMSGSIZE, "the response is larger than %zu bytes", x.cap_ok);
+	} else if (x.cb_err == -EMSGSIZE && x.limit > 0) {
+		rc = too_large(e, &x, announced);
+	} else if (x.result != CURLE_OK && header_too_large(&x)) {
+		rc = fail(e, EMSGSIZE,
+		          "the server's answer is too large (a header of more than %d bytes, "
+		          "limit %d)",
+		          CURL_MAX_HTTP_HEADER, CURL_MAX_HTTP_HEADER);
 	} else if (x.cb_err != 0) {
 		rc = fail(e, -x.cb_err, "the reader stopped the transfer: %s", strerror(-x.cb_err));
 	} else if (x.result != CURLE_OK) {

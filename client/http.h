@@ -162,8 +162,10 @@ struct http_error {
  * Returns 0 for a 2xx answer (resp holds it), or -errno and *err: from the
  * status and error body (errmap: -ENOENT, -EACCES, -EAGAIN once retries are
  * spent, ...), -ETIMEDOUT (deadline or stall), -EIO (no connection, a body
- * cut short, TLS), -EINTR (http_abort()), -EMSGSIZE (a body over
- * max_body), -ENOMEM, or on_data's own error. resp and err may be NULL;
+ * cut short, TLS), -EINTR (http_abort()), -EMSGSIZE (an answer too
+ * large: a body over max_body, headers over 256 KiB, one header line over
+ * curl's 100 KiB; the message says "the server's answer is too large (N
+ * bytes, limit M)"), -ENOMEM, or on_data's own error. resp and err may be NULL;
  * resp's previous body is freed first. Thread-safe.
  */
 int http_do(struct http_client *c, const struct http_request *rq, struct http_response *resp,

@@ -483,6 +483,7 @@ struct fx {
 	bool hold;          /* the next server holds its connections open */
 	const char *token;  /* the next client's bearer token; NULL: none */
 	const char *org_id; /* the next client's organization id; NULL: none */
+	size_t max_body;    /* the next client's max_body; 0: the default */
 	struct seen seen;
 	struct http_error e;
 	char line[2048];
@@ -530,6 +531,7 @@ client_for(struct fx *fx, const char *url)
 	o.backoff_max_ms = 50;
 	o.token = fx->token;
 	o.org_id = fx->org_id;
+	o.max_body = fx->max_body;
 	api_free(fx->a);
 	fx->a = NULL;
 	rc = api_new(&o, &fx->a, err, sizeof(err));
@@ -1739,6 +1741,55 @@ test_api_redact_knows_the_client_secret_and_the_org_id(void **state)
 	                         " org=" REDACT_MARK " end");
 }
 
+/* ---- answers too large (issue 13, bug 8) ---- */
+
+/* An answer whose headers hold one header of 1 MiB. */
+static char *
+reply_big_header(void)
+{
+	size_t big = (size_t)1 << 20;
+	char *r = malloc(big + 256);
+	int n;
+
+	assert_non_null(r);
+	n = snprintf(r, 256, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Big: ");
+	memset(r + n, 'a', big);
+	snprintf(r + n + big, 256, "\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+	return r;
+}
+
+static void
+test_a_header_of_1_mib_is_too_large_not_out_of_memory(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+
+	serve(fx, reply_big_header());
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), -EMSGSIZE);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_message_has(&fx->e, "the server's answer is too large (");
+	assert_message_has(&fx->e, " bytes, limit ");
+	if (strstr(fx->e.message, "emory") != NULL)
+		fail_msg("message \"%s\" says memory", fx->e.message);
+}
+
+static void
+test_a_body_over_the_cap_is_too_large_with_both_sizes(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+	char body[3000];
+
+	memset(body, ' ', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	memcpy(body, "{\"threadId\": \"th_1\"}", 20);
+	fx->max_body = 1000;
+	serve(fx, reply_full(200, JSON, body));
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), -EMSGSIZE);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_message_has(&fx->e, "the server's answer is too large (2999 bytes, limit 1000)");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1799,6 +1850,8 @@ main(void)
 	    T(test_unary_error_body_echoing_token_and_org_id_is_redacted),
 	    T(test_a_token_cut_short_in_an_error_line_is_redacted),
 	    T(test_api_redact_knows_the_client_secret_and_the_org_id),
+	    T(test_a_header_of_1_mib_is_too_large_not_out_of_memory),
+	    T(test_a_body_over_the_cap_is_too_large_with_both_sizes),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
