@@ -385,6 +385,9 @@ cmd_list(struct cli *c, const struct cli_args *a)
 			status = cli_api_error(&e);
 			break;
 		}
+		if (page.n_unusable > 0)
+			cli_warn("ListThreads: %zu thread%s left out: an id holding a NUL byte",
+			         page.n_unusable, page.n_unusable == 1 ? "" : "s");
 		grown = realloc(all, (n + page.n_threads) * sizeof(*all) + 1);
 		if (grown == NULL) {
 			model_thread_list_clear(&page);

@@ -397,7 +397,25 @@ struct field {
 	size_t aux; /* NO_AUX when the kind's companion member is absent */
 	const struct msg *sub;
 	const struct enum_info *en;
+	unsigned flags; /* F_ID, F_LISTING */
 };
+
+/*
+ * Strings and NUL (SPEC §9: a NUL never truncates an id). jansson keeps a
+ * string's length, and a "\u0000" in it would cut a C string short: "nul
+ * \u0000id" would become "nul", another thread. So:
+ *  - F_ID: a string that names something (an id, a script's name, a
+ *    step's path, a page token). Holding a NUL it is unusable: the parse
+ *    fails with -EPROTO naming the field.
+ *  - F_LISTING: an array of entries (threads, scripts) where an entry
+ *    with an unusable id is left out, counted in n_unusable, and the rest
+ *    of the listing stands: one bad entry must not hide the others.
+ *  - every other string is free text (an error, a description, a JSON
+ *    text): each NUL becomes U+FFFD, so the text keeps its length in
+ *    characters and is never silently cut.
+ */
+#define F_ID      1u
+#define F_LISTING 2u
 
 struct msg {
 	const char *name; /* for error messages */
@@ -423,6 +441,14 @@ struct msg {
 	{                                                     \
 		name, K_STR, offsetof(T, m), NO_AUX, NULL, en \
 	}
+#define FID(T, name, m)                                               \
+	{                                                             \
+		name, K_STR, offsetof(T, m), NO_AUX, NULL, NULL, F_ID \
+	}
+#define FLIST(T, name, m, aux, sub)                                                   \
+	{                                                                             \
+		name, K_ARRAY, offsetof(T, m), offsetof(T, aux), sub, NULL, F_LISTING \
+	}
 #define FPART(T, name, m)                                                   \
 	{                                                                   \
 		name, K_ENUM, offsetof(T, m), NO_AUX, NULL, &step_part_enum \
@@ -431,7 +457,7 @@ struct msg {
 /* SPEC §2.1 order, which the renderers keep. P is "" or "step." (the
  * summary inside a StepDetail). */
 #define STEP_FIELDS(T, P)                                                                    \
-	FLD(T, "stepPath", K_STR, P step_path), FLD(T, "name", K_STR, P name),               \
+	FID(T, "stepPath", P step_path), FLD(T, "name", K_STR, P name),                      \
 	    FLD(T, "primitive", K_STR, P primitive), FLD(T, "toolName", K_STR, P tool_name), \
 	    FENUM(T, "status", P status, P status_text, &step_status_enum),                  \
 	    FLD(T, "error", K_STR, P error), FLD(T, "startedAtMs", K_I64, P started_at_ms),  \
@@ -470,12 +496,12 @@ static const struct msg detail_msg = {"StepDetail", detail_fields, NFIELDS(detai
 
 #define T struct model_thread
 static const struct field thread_fields[] = {
-    FLD(T, "threadId", K_STR, thread_id),
-    FLD(T, "scriptName", K_STR, script_name),
+    FID(T, "threadId", thread_id),
+    FID(T, "scriptName", script_name),
     FLD(T, "version", K_INT, version),
     FENUM(T, "status", status, status_text, &thread_status_enum),
     FLD(T, "error", K_STR, error),
-    FLD(T, "currentStepPath", K_STR, current_step_path),
+    FID(T, "currentStepPath", current_step_path),
     FLD(T, "currentStepName", K_STR, current_step_name),
     FLD(T, "totalSteps", K_INT, total_steps),
     FLD(T, "inputJson", K_JSON, input_json),
@@ -490,7 +516,7 @@ static const struct msg thread_msg = {"Thread", thread_fields, NFIELDS(thread_fi
 
 #define R struct model_result
 static const struct field result_fields[] = {
-    FLD(R, "threadId", K_STR, thread_id),
+    FID(R, "threadId", thread_id),
     FENUM(R, "status", status, status_text, &thread_status_enum),
     FAUX(R, "outputData", K_BYTES, output_data, output_len, NULL),
     FLD(R, "outputTotalBytes", K_I64, output_total_bytes),
@@ -506,15 +532,15 @@ static const struct msg result_msg = {"ThreadResult", result_fields, NFIELDS(res
                                       sizeof(struct model_result)};
 
 static const struct field thread_list_fields[] = {
-    FAUX(struct model_thread_list, "threads", K_ARRAY, threads, n_threads, &thread_msg),
-    FLD(struct model_thread_list, "nextPageToken", K_STR, next_page_token),
+    FLIST(struct model_thread_list, "threads", threads, n_threads, &thread_msg),
+    FID(struct model_thread_list, "nextPageToken", next_page_token),
 };
 static const struct msg thread_list_msg = {"ThreadList", thread_list_fields,
                                            NFIELDS(thread_list_fields),
                                            sizeof(struct model_thread_list)};
 
 static const struct field script_fields[] = {
-    FLD(struct model_script, "name", K_STR, name),
+    FID(struct model_script, "name", name),
     FLD(struct model_script, "description", K_STR, description),
     FLD(struct model_script, "activeVersion", K_INT, active_version),
     FETEXT(struct model_script, "status", status, &script_status_enum),
@@ -525,8 +551,8 @@ static const struct msg script_msg = {"Script", script_fields, NFIELDS(script_fi
                                       sizeof(struct model_script)};
 
 static const struct field script_list_fields[] = {
-    FAUX(struct model_script_list, "scripts", K_ARRAY, scripts, n_scripts, &script_msg),
-    FLD(struct model_script_list, "nextPageToken", K_STR, next_page_token),
+    FLIST(struct model_script_list, "scripts", scripts, n_scripts, &script_msg),
+    FID(struct model_script_list, "nextPageToken", next_page_token),
 };
 static const struct msg script_list_msg = {"ScriptList", script_list_fields,
                                            NFIELDS(script_list_fields),
@@ -570,7 +596,7 @@ static const struct msg event_msg = {"ThreadEvent", event_fields, NFIELDS(event_
 /* The members of a result-stream message, each a table over the one struct. */
 #define M struct model_result_msg
 static const struct field meta_fields[] = {
-    FLD(M, "threadId", K_STR, thread_id),
+    FID(M, "threadId", thread_id),
     FENUM(M, "status", status, status_text, &thread_status_enum),
     FLD(M, "outputTotalBytes", K_I64, output_total_bytes),
 };
@@ -580,17 +606,19 @@ static const struct field chunk_fields[] = {
     FLD(M, "isFinal", K_BOOL, is_final),
 };
 static const struct field step_chunk_fields[] = {
-    FLD(M, "stepPath", K_STR, step_path),     FPART(M, "part", part),
-    FLD(M, "chunkIndex", K_I64, chunk_index), FAUX(M, "data", K_BYTES, data, len, NULL),
+    FID(M, "stepPath", step_path),
+    FPART(M, "part", part),
+    FLD(M, "chunkIndex", K_I64, chunk_index),
+    FAUX(M, "data", K_BYTES, data, len, NULL),
     FLD(M, "isFinal", K_BOOL, is_final),
 };
 /* Every member at once: what a message holds, whichever kind it is. */
 static const struct field rmsg_fields[] = {
-    FLD(M, "threadId", K_STR, thread_id),
+    FID(M, "threadId", thread_id),
     FENUM(M, "status", status, status_text, &thread_status_enum),
     FLD(M, "outputTotalBytes", K_I64, output_total_bytes),
     {"stepMeta", K_OBJ, offsetof(M, step_meta), NO_AUX, &detail_msg, NULL},
-    FLD(M, "stepPath", K_STR, step_path),
+    FID(M, "stepPath", step_path),
     FPART(M, "part", part),
     FLD(M, "chunkIndex", K_I64, chunk_index),
     FAUX(M, "data", K_BYTES, data, len, NULL),
@@ -746,6 +774,8 @@ struct ctx {
 	size_t errlen;
 	char path[192];
 	size_t plen;
+	bool bad_id;     /* the -EPROTO is an F_ID holding a NUL */
+	size_t unusable; /* F_LISTING entries left out */
 };
 
 static size_t path_push(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1046,6 +1076,8 @@ static int parse_enum(struct ctx *c, const struct enum_info *e, const json_t *v,
 
 /* An enum kept as text (K_STR with en): its full name when known, "" for
  * unspecified, else the wire's text or number as it came. */
+static char *text_dup(const char *s, size_t n);
+
 static int
 parse_enum_text(struct ctx *c, const struct enum_info *e, const json_t *v, char **out)
 {
@@ -1065,7 +1097,13 @@ parse_enum(struct ctx *c, const struct enum_info *e, const json_t *v, int *out, 
 	int64_t n;
 
 	if (json_is_string(v)) {
-		*out = enum_from_text(e, json_string_value(v), text);
+		/* "RUN\u0000NING" is no RUNNING: unknown, its text kept whole */
+		char *t = text_dup(json_string_value(v), json_string_length(v));
+
+		if (t == NULL)
+			return oom(c);
+		*out = enum_from_text(e, t, text);
+		free(t);
 		return 0;
 	}
 	if (json_is_integer(v)) {
@@ -1091,13 +1129,38 @@ parse_enum(struct ctx *c, const struct enum_info *e, const json_t *v, int *out, 
 	return 0;
 }
 
+/* The n bytes of s as a C string, each NUL as U+FFFD (free text; see
+ * F_ID). NULL only when out of memory. */
+static char *
+text_dup(const char *s, size_t n)
+{
+	static const char fffd[] = "\xef\xbf\xbd";
+	size_t nuls = 0, o = 0;
+	char *out;
+
+	for (size_t i = 0; i < n; i++)
+		nuls += s[i] == '\0';
+	if ((out = malloc(n + 2 * nuls + 1)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\0') {
+			memcpy(out + o, fffd, 3);
+			o += 3;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /* A string holding JSON as its text; any other JSON value as its compact
  * text. NULL only when out of memory. */
 static char *
 json_text(const json_t *v)
 {
 	if (json_is_string(v))
-		return strdup(json_string_value(v));
+		return text_dup(json_string_value(v), json_string_length(v));
 	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
@@ -1156,7 +1219,7 @@ parse_meta(struct ctx *c, const json_t *v, struct model_kv **out, size_t *n)
 		}
 		kv = &(*out)[(*n)++];
 		kv->key = strdup(key);
-		kv->value = strdup(json_string_value(item));
+		kv->value = text_dup(json_string_value(item), json_string_length(item));
 		if (kv->key == NULL || kv->value == NULL)
 			return oom(c);
 	}
@@ -1196,9 +1259,10 @@ parse_strs(struct ctx *c, const json_t *v, char ***out, size_t *n, bool any_json
 static int msg_parse(const struct msg *m, const json_t *obj, void *base, struct ctx *c);
 
 static int
-parse_array(struct ctx *c, const struct msg *sub, const json_t *v, char **out, size_t *n)
+parse_array(struct ctx *c, const struct msg *sub, const json_t *v, char **out, size_t *n,
+            bool listing)
 {
-	size_t i;
+	size_t i, left_out = 0;
 	json_t *item;
 
 	if (!json_is_array(v))
@@ -1215,13 +1279,31 @@ parse_array(struct ctx *c, const struct msg *sub, const json_t *v, char **out, s
 		size_t old = path_push(c, "[%zu]", i);
 		int rc;
 
+		char *slot = *out + (i - left_out) * sub->size;
+
 		if (!json_is_object(item))
 			return expected(c, "an object", item);
-		rc = msg_parse(sub, item, *out + i * sub->size, c);
+		rc = msg_parse(sub, item, slot, c);
+		if (rc == -EPROTO && c->bad_id && listing) {
+			/* an entry nothing can name: left out, the rest stand */
+			msg_clear(sub, slot);
+			memset(slot, 0, sub->size);
+			c->bad_id = false;
+			c->unusable++;
+			left_out++;
+			rc = 0;
+		}
 		if (rc != 0)
 			return rc;
 		path_pop(c, old);
 	}
+	*n -= left_out;
+	if (*n == 0) {
+		free(*out);
+		*out = NULL;
+	}
+	if (left_out > 0 && c->err != NULL && c->errlen > 0)
+		c->err[0] = '\0';
 	return 0;
 }
 
@@ -1247,6 +1329,11 @@ field_parse(const struct field *f, const json_t *v, void *base, struct ctx *c)
 			return parse_enum_text(c, f->en, v, s);
 		if (f->kind == K_STR && !json_is_string(v))
 			return expected(c, "a string", v);
+		if ((f->flags & F_ID) &&
+		    memchr(json_string_value(v), '\0', json_string_length(v)) != NULL) {
+			c->bad_id = true;
+			return fail(c, "holds a NUL byte (\\u0000), which no id or name may");
+		}
 		free(*s);
 		if ((*s = json_text(v)) == NULL)
 			return oom(c);
@@ -1286,8 +1373,8 @@ field_parse(const struct field *f, const json_t *v, void *base, struct ctx *c)
 	case K_ARRAY:
 		if (v == NULL)
 			return 0;
-		return parse_array(c, f->sub, v, AT(base, f->off, char *),
-		                   AT(base, f->aux, size_t));
+		return parse_array(c, f->sub, v, AT(base, f->off, char *), AT(base, f->aux, size_t),
+		                   (f->flags & F_LISTING) != 0);
 	}
 	return 0;
 }
@@ -1317,14 +1404,18 @@ ctx_init(struct ctx *c, const char *name, char *err, size_t errlen)
 	c->errlen = errlen;
 	c->plen = 0;
 	c->path[0] = '\0';
+	c->bad_id = false;
+	c->unusable = 0;
 	path_push(c, "%s", name);
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 }
 
-/* A whole message: cleared first, cleared again when it fails. */
+/* A whole message: cleared first, cleared again when it fails.
+ * *unusable (may be NULL): the entries of a listing left out. */
 static int
-top_parse(const struct msg *m, const json_t *v, void *out, char *err, size_t errlen)
+top_parse_counted(const struct msg *m, const json_t *v, void *out, char *err, size_t errlen,
+                  size_t *unusable)
 {
 	struct ctx c;
 	int rc;
@@ -1338,7 +1429,15 @@ top_parse(const struct msg *m, const json_t *v, void *out, char *err, size_t err
 	rc = msg_parse(m, unwrap(m, v), out, &c);
 	if (rc != 0)
 		msg_clear(m, out);
+	else if (unusable != NULL)
+		*unusable = c.unusable;
 	return rc;
+}
+
+static int
+top_parse(const struct msg *m, const json_t *v, void *out, char *err, size_t errlen)
+{
+	return top_parse_counted(m, v, out, err, errlen, NULL);
 }
 
 int
@@ -1368,7 +1467,7 @@ model_result_parse(const json_t *v, struct model_result *out, char *err, size_t 
 int
 model_thread_list_parse(const json_t *v, struct model_thread_list *out, char *err, size_t errlen)
 {
-	return top_parse(&thread_list_msg, v, out, err, errlen);
+	return top_parse_counted(&thread_list_msg, v, out, err, errlen, &out->n_unusable);
 }
 
 int
@@ -1380,7 +1479,7 @@ model_script_parse(const json_t *v, struct model_script *out, char *err, size_t 
 int
 model_script_list_parse(const json_t *v, struct model_script_list *out, char *err, size_t errlen)
 {
-	return top_parse(&script_list_msg, v, out, err, errlen);
+	return top_parse_counted(&script_list_msg, v, out, err, errlen, &out->n_unusable);
 }
 
 int

@@ -21,6 +21,13 @@
  * missing field. A field of a type that cannot mean its value (an object
  * where a number belongs, "12x" as an integer) fails the parse with -EPROTO
  * and a message naming the field.
+ *
+ * A "\u0000" never cuts a string short. An id or name (threadId,
+ * scriptName, a script's name, stepPath, currentStepPath, nextPageToken)
+ * holding one fails the parse with -EPROTO naming the field, except in a
+ * listing (ListThreads, ListScripts), where that entry is left out and
+ * counted in n_unusable. In free text (an error, a description, a JSON
+ * text, metadata) each NUL becomes U+FFFD.
  */
 #ifndef SCRIPTUM_MODEL_H
 #define SCRIPTUM_MODEL_H
@@ -170,6 +177,7 @@ struct model_thread_list {
 	struct model_thread *threads;
 	size_t n_threads;
 	char *next_page_token; /* "" on the last page */
+	size_t n_unusable;     /* entries left out: an id holding a NUL */
 };
 
 /* Script (ListScripts' entries, GetScript). status is text: the full name
@@ -188,6 +196,7 @@ struct model_script_list {
 	struct model_script *scripts;
 	size_t n_scripts;
 	char *next_page_token;
+	size_t n_unusable; /* entries left out: a name holding a NUL */
 };
 
 struct model_version {

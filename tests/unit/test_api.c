@@ -1790,6 +1790,60 @@ test_a_body_over_the_cap_is_too_large_with_both_sizes(void **state)
 	assert_message_has(&fx->e, "the server's answer is too large (2999 bytes, limit 1000)");
 }
 
+/* ---- NUL in strings (issue 13, bug 6) ---- */
+
+/* "nul\u0000id" once became "nul": the answer about thread "nul". */
+static void
+test_a_thread_id_holding_a_nul_is_eproto_exit_10_never_truncated(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+
+	serve(fx, reply_full(
+	              200, JSON,
+	              "{\"threadId\": \"nul\\u0000id\", \"status\": \"THREAD_STATUS_RUNNING\"}"));
+	assert_int_equal(api_get_thread(fx->a, "nul", &t, &fx->e), -EPROTO);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_message_has(&fx->e, "threadId");
+	assert_message_has(&fx->e, "NUL");
+}
+
+static void
+test_a_listing_leaves_out_an_entry_whose_id_holds_a_nul(void **state)
+{
+	struct fx *fx = *state;
+	struct api_list q = {0};
+	struct model_thread_list l;
+
+	serve(fx, reply_full(
+	              200, JSON,
+	              "{\"threads\": [{\"threadId\": \"th_1\"}, {\"threadId\": \"nul\\u0000id\"}, "
+	              "{\"threadId\": \"th_3\"}, {\"threadId\": \"x\", "
+	              "\"scriptName\": \"e\\u0000cho\"}]}"));
+	assert_int_equal(api_list_threads(fx->a, &q, &l, &fx->e), 0);
+	assert_int_equal(l.n_threads, 2);
+	assert_int_equal(l.n_unusable, 2);
+	assert_string_equal(l.threads[0].thread_id, "th_1");
+	assert_string_equal(l.threads[1].thread_id, "th_3");
+	model_thread_list_clear(&l);
+}
+
+static void
+test_free_text_keeps_a_nul_as_u_fffd(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+
+	serve(fx, reply_full(200, JSON,
+	                     "{\"threadId\": \"th_1\", \"error\": \"before\\u0000after\", "
+	                     "\"metadata\": {\"k\": \"v\\u0000w\"}}"));
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), 0);
+	assert_string_equal(t.error, "before\xef\xbf\xbd"
+	                             "after");
+	assert_string_equal(t.metadata[0].value, "v\xef\xbf\xbdw");
+	model_thread_clear(&t);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1852,6 +1906,9 @@ main(void)
 	    T(test_api_redact_knows_the_client_secret_and_the_org_id),
 	    T(test_a_header_of_1_mib_is_too_large_not_out_of_memory),
 	    T(test_a_body_over_the_cap_is_too_large_with_both_sizes),
+	    T(test_a_thread_id_holding_a_nul_is_eproto_exit_10_never_truncated),
+	    T(test_a_listing_leaves_out_an_entry_whose_id_holds_a_nul),
+	    T(test_free_text_keeps_a_nul_as_u_fffd),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -1675,11 +1675,15 @@ test_hostile_input_is_survived(void **state)
 	assert_int_equal(model_event_parse(v, &e, NULL, 0), -EPROTO);
 	json_decref(v);
 
-	/* strings with a NUL inside end there */
-	thread_from("{'threadId':'a\\u0000b','status':'RUN\\u0000NING'}", &t);
-	assert_string_equal(t.thread_id, "a");
+	/* a NUL never cuts a string short (SPEC §9): an id holding one
+	 * is refused, free text and enum text keep it as U+FFFD */
+	assert_rejects(model_thread_parse, struct model_thread, model_thread_clear,
+	               "{'threadId':'a\\u0000b'}",
+	               "Thread.threadId: holds a NUL byte (\\u0000), which no id or name may");
+	thread_from("{'threadId':'a','status':'RUN\\u0000NING','error':'x\\u0000'}", &t);
 	assert_int_equal(t.status, MODEL_THREAD_UNKNOWN);
-	assert_string_equal(t.status_text, "RUN");
+	assert_string_equal(t.status_text, "RUN\xef\xbf\xbdNING");
+	assert_string_equal(t.error, "x\xef\xbf\xbd");
 	model_thread_clear(&t);
 }
 
