@@ -394,7 +394,8 @@ int
 api_list_threads(struct api *a, const struct api_list *q, struct model_thread_list *out,
                  struct http_error *e)
 {
-	char path[2048] = API_PREFIX "/threads", num[32];
+	/* room for a page token of LISTING_TOKEN_MAX bytes, escaped */
+	char path[4096 + 2048] = API_PREFIX "/threads", num[32];
 
 	if (q->page_size > 0) {
 		snprintf(num, sizeof(num), "%d", q->page_size);
@@ -489,7 +490,7 @@ int
 api_list_scripts(struct api *a, int page_size, const char *page_token,
                  struct model_script_list *out, struct http_error *e)
 {
-	char path[2048] = API_PREFIX "/scripts", num[32];
+	char path[4096] = API_PREFIX "/scripts", num[32];
 
 	if (page_size > 0) {
 		snprintf(num, sizeof(num), "%d", page_size);

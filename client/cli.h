@@ -85,12 +85,20 @@ int64_t cli_now_ms(void);
 struct cli_table;
 struct cli_table *cli_table_new(size_t ncols, const char *const *headers);
 void cli_table_add(struct cli_table *t, const char *const *cells); /* copies */
-void cli_table_print(struct cli_table *t, FILE *out);
+void cli_table_print(struct cli_table *t, FILE *out); /* the rows since the last print */
 void cli_table_free(struct cli_table *t);
 
 /* Threads in the chosen format: a table of rows (table/wide) or a JSON
  * array / YAML sequence. */
 int cli_print_threads(struct cli *c, const struct model_thread *t, size_t n);
+
+/* The same, printed as they come (a listing's pages): new, add each page
+ * (printed at once), end (closes the array), free. Owned by the caller. */
+struct cli_rows;
+struct cli_rows *cli_rows_new(struct cli *c); /* never NULL */
+int cli_rows_add(struct cli_rows *r, const struct model_thread *t, size_t n);
+int cli_rows_end(struct cli_rows *r);
+void cli_rows_free(struct cli_rows *r); /* NULL is fine */
 /* One thread: the detail view (table/wide) or the object. */
 int cli_print_thread_detail(struct cli *c, const struct model_thread *t);
 

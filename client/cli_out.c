@@ -188,19 +188,24 @@ cli_table_add(struct cli_table *t, const char *const *cells)
 	t->rows++;
 }
 
+/* Prints the rows added since the last print and forgets them; the widths
+ * stay, so a table printed a page at a time keeps its columns (a later
+ * page's wider cells widen its own rows only). */
 void
 cli_table_print(struct cli_table *t, FILE *out)
 {
 	for (size_t r = 0; r < t->rows; r++) {
 		for (size_t i = 0; i < t->ncols; i++) {
-			const char *c = t->cells[r * t->ncols + i];
+			char *c = t->cells[r * t->ncols + i];
 
 			fputs(c, out);
 			if (i + 1 < t->ncols)
 				fprintf(out, "%*s", (int)(t->width[i] - width_of(c) + 2), "");
+			free(c);
 		}
 		fputc('\n', out);
 	}
+	t->rows = 0;
 }
 
 void
@@ -420,53 +425,170 @@ status_word(const struct model_thread *t)
 	                                         : model_thread_status_word(t->status);
 }
 
+/* Rows of threads as they come: a table (table, wide), or one JSON array
+ * or YAML sequence written element by element, so a listing of any length
+ * is printed in memory of one page. */
+struct cli_rows {
+	struct cli *c;
+	struct cli_table *tab; /* table, wide */
+	yaml_emitter_t em;     /* yaml */
+	bool em_open;
+	size_t n; /* elements so far */
+};
+
+static const char *const thread_head[] = {"ID",  "SCRIPT",   "VERSION",      "STATUS",  "STEPS",
+                                          "AGE", "DURATION", "CURRENT-STEP", "CREATED", "ERROR"};
+
+struct cli_rows *
+cli_rows_new(struct cli *c)
+{
+	struct cli_rows *r = xalloc(sizeof(*r));
+	yaml_event_t ev;
+
+	r->c = c;
+	if (c->format == CLI_TABLE || c->format == CLI_WIDE)
+		r->tab = cli_table_new(c->format == CLI_WIDE ? 10 : 7, thread_head);
+	if (c->format != CLI_YAML)
+		return r;
+	if (!yaml_emitter_initialize(&r->em)) {
+		fputs("scriptum: out of memory\n", stderr);
+		exit(EXIT_INTERNAL);
+	}
+	r->em_open = true;
+	yaml_emitter_set_output(&r->em, write_out, stdout);
+	yaml_emitter_set_unicode(&r->em, 1);
+	yaml_emitter_set_width(&r->em, -1);
+	/* the events of yaml_document() of an array, its elements to come */
+	yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+	emit(&r->em, &ev);
+	yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 0);
+	emit(&r->em, &ev);
+	yaml_sequence_start_event_initialize(&ev, NULL, (yaml_char_t *)YAML_SEQ_TAG, 1,
+	                                     YAML_BLOCK_SEQUENCE_STYLE);
+	emit(&r->em, &ev);
+	return r;
+}
+
+/* One element of the JSON array, as json_dumpf of the array would write
+ * it: indented by one level, after "[" or ",". */
+static int
+json_element(struct cli_rows *r, json_t *v)
+{
+	char *text = v != NULL ? json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
+
+	if (text == NULL)
+		return -ENOMEM;
+	fputs(r->n == 0 ? "[\n  " : ",\n  ", stdout);
+	/* a newline in JSON text is only ever between tokens */
+	for (const char *p = text; *p != '\0'; p++) {
+		fputc(*p, stdout);
+		if (*p == '\n')
+			fputs("  ", stdout);
+	}
+	free(text);
+	return 0;
+}
+
+static void
+table_row(struct cli_table *tab, const struct model_thread *t, int64_t now)
+{
+	char version[24], steps[64], age[32], dur[32], created[32];
+	const char *row[10];
+
+	snprintf(version, sizeof(version), "%" PRId64, t->version);
+	steps_cell(steps, sizeof(steps), t);
+	cli_age(age, sizeof(age), t->created_at_ms, now);
+	duration_cell(dur, sizeof(dur), t, now);
+	cli_time(created, sizeof(created), t->created_at_ms, true);
+	row[0] = t->thread_id;
+	row[1] = t->script_name;
+	row[2] = t->version != 0 ? version : "-";
+	row[3] = status_word(t);
+	row[4] = steps;
+	row[5] = age;
+	row[6] = dur;
+	row[7] = t->current_step_name[0] != '\0' ? t->current_step_name : "-";
+	row[8] = created;
+	row[9] = t->error[0] != '\0' ? t->error : "-";
+	cli_table_add(tab, row);
+}
+
+int
+cli_rows_add(struct cli_rows *r, const struct model_thread *t, size_t n)
+{
+	int64_t now = cli_now_ms();
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < n; i++, r->n++) {
+		json_t *v;
+
+		if (r->tab != NULL) {
+			table_row(r->tab, &t[i], now);
+			continue;
+		}
+		v = model_thread_json(&t[i]);
+		if (r->c->format == CLI_YAML)
+			rc = v != NULL ? emit_value(&r->em, v, 1) : -ENOMEM;
+		else
+			rc = json_element(r, v);
+		json_decref(v);
+	}
+	if (r->tab != NULL && n > 0)
+		cli_table_print(r->tab, stdout);
+	if (r->em_open)
+		yaml_emitter_flush(&r->em);
+	fflush(stdout);
+	return rc;
+}
+
+int
+cli_rows_end(struct cli_rows *r)
+{
+	yaml_event_t ev;
+	int rc = 0;
+
+	if (r->tab != NULL) {
+		cli_table_print(r->tab, stdout); /* the header, when no row came */
+	} else if (r->c->format == CLI_YAML) {
+		yaml_sequence_end_event_initialize(&ev);
+		rc = emit(&r->em, &ev);
+		if (rc == 0) {
+			yaml_document_end_event_initialize(&ev, 1);
+			rc = emit(&r->em, &ev);
+		}
+		if (rc == 0) {
+			yaml_stream_end_event_initialize(&ev);
+			rc = emit(&r->em, &ev);
+		}
+	} else {
+		fputs(r->n == 0 ? "[]\n" : "\n]\n", stdout);
+	}
+	if (fflush(stdout) != 0)
+		rc = -EIO;
+	return rc;
+}
+
+void
+cli_rows_free(struct cli_rows *r)
+{
+	if (r == NULL)
+		return;
+	cli_table_free(r->tab);
+	if (r->em_open)
+		yaml_emitter_delete(&r->em);
+	free(r);
+}
+
 int
 cli_print_threads(struct cli *c, const struct model_thread *t, size_t n)
 {
-	static const char *const head[] = {"ID",  "SCRIPT",   "VERSION",      "STATUS",  "STEPS",
-	                                   "AGE", "DURATION", "CURRENT-STEP", "CREATED", "ERROR"};
-	bool wide = c->format == CLI_WIDE;
-	int64_t now = cli_now_ms();
-	struct cli_table *tab;
+	struct cli_rows *r = cli_rows_new(c);
+	int rc = cli_rows_add(r, t, n);
 
-	if (c->format == CLI_JSON || c->format == CLI_YAML) {
-		json_t *arr = json_array();
-		int rc;
-
-		for (size_t i = 0; arr != NULL && i < n; i++)
-			if (json_array_append_new(arr, model_thread_json(&t[i])) != 0) {
-				json_decref(arr);
-				arr = NULL;
-			}
-		rc = cli_print_value(stdout, c->format, arr);
-		json_decref(arr);
-		return rc;
-	}
-	tab = cli_table_new(wide ? 10 : 7, head);
-	for (size_t i = 0; i < n; i++) {
-		char version[24], steps[64], age[32], dur[32], created[32];
-		const char *row[10];
-
-		snprintf(version, sizeof(version), "%" PRId64, t[i].version);
-		steps_cell(steps, sizeof(steps), &t[i]);
-		cli_age(age, sizeof(age), t[i].created_at_ms, now);
-		duration_cell(dur, sizeof(dur), &t[i], now);
-		cli_time(created, sizeof(created), t[i].created_at_ms, true);
-		row[0] = t[i].thread_id;
-		row[1] = t[i].script_name;
-		row[2] = t[i].version != 0 ? version : "-";
-		row[3] = status_word(&t[i]);
-		row[4] = steps;
-		row[5] = age;
-		row[6] = dur;
-		row[7] = t[i].current_step_name[0] != '\0' ? t[i].current_step_name : "-";
-		row[8] = created;
-		row[9] = t[i].error[0] != '\0' ? t[i].error : "-";
-		cli_table_add(tab, row);
-	}
-	cli_table_print(tab, stdout);
-	cli_table_free(tab);
-	return 0;
+	if (rc == 0)
+		rc = cli_rows_end(r);
+	cli_rows_free(r);
+	return rc;
 }
 
 /* Text on one line, at most max bytes (cut on a UTF-8 boundary) and "...". */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "listing.h"
 #include "jsontext.h"
 
 #define INPUT_MAX  ((size_t)16 << 20) /* the mount's limit for `new` too */
@@ -350,14 +351,14 @@ cmd_get(struct cli *c, const struct cli_args *a)
 	return rc == 0 ? EXIT_OK : EXIT_INTERNAL;
 }
 
+/* ListThreads through a listing (client/listing.h): every id once, each
+ * page printed as it comes, a server that pages for ever an error. */
 static int
 cmd_list(struct cli *c, const struct cli_args *a)
 {
 	struct api_list q = {0};
-	struct model_thread *all = NULL;
-	size_t n = 0;
-	char *token = NULL;
-	bool more = false;
+	struct listing *l;
+	struct cli_rows *rows;
 	int64_t size = 0;
 	int rc, status = EXIT_OK;
 
@@ -375,55 +376,33 @@ cmd_list(struct cli *c, const struct cli_args *a)
 			    a->status);
 	}
 	q.script_name = a->script;
-	for (;;) {
+	if (listing_new("ListThreads", 0, &l) != 0)
+		return cli_fail(EXIT_INTERNAL, "out of memory");
+	rows = cli_rows_new(c);
+	do {
 		struct model_thread_list page;
 		struct http_error e;
-		struct model_thread *grown;
 
-		q.page_token = token;
-		if (api_list_threads(c->api, &q, &page, &e) != 0) {
+		if (listing_threads(l, c->api, &q, &page, &e) != 0) {
 			status = cli_api_error(&e);
 			break;
 		}
 		if (page.n_unusable > 0)
 			cli_warn("ListThreads: %zu thread%s left out: an id holding a NUL byte",
 			         page.n_unusable, page.n_unusable == 1 ? "" : "s");
-		grown = realloc(all, (n + page.n_threads) * sizeof(*all) + 1);
-		if (grown == NULL) {
-			model_thread_list_clear(&page);
-			status = cli_fail(EXIT_INTERNAL, "out of memory");
-			break;
-		}
-		all = grown;
-		/* the entries move over; the page keeps nothing */
-		if (page.n_threads > 0)
-			memcpy(all + n, page.threads, page.n_threads * sizeof(*all));
-		n += page.n_threads;
-		free(page.threads);
-		page.threads = NULL;
-		page.n_threads = 0;
-		free(token);
-		token = NULL;
-		more = page.next_page_token[0] != '\0';
-		if (more && (token = strdup(page.next_page_token)) == NULL) {
-			model_thread_list_clear(&page);
-			status = cli_fail(EXIT_INTERNAL, "out of memory");
-			break;
-		}
+		rc = cli_rows_add(rows, page.threads, page.n_threads);
 		model_thread_list_clear(&page);
-		if (!more || !a->all)
-			break;
-	}
-	if (status == EXIT_OK) {
-		if (cli_print_threads(c, all, n) != 0)
+		if (rc != 0)
 			status = EXIT_INTERNAL;
-		else if (more && !a->all)
+	} while (status == EXIT_OK && a->all && !listing_done(l));
+	if (status == EXIT_OK) {
+		if (cli_rows_end(rows) != 0)
+			status = EXIT_INTERNAL;
+		else if (!listing_done(l))
 			cli_warn("more threads exist: use --all or a larger --page-size");
 	}
-	for (size_t i = 0; i < n; i++)
-		model_thread_clear(&all[i]);
-	free(all);
-	free(token);
+	cli_rows_free(rows);
+	listing_free(l);
 	return status;
 }
 

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "layout.h"
+#include "listing.h"
 #include "tree.h"
 
 #define DIR_MODE   (S_IFDIR | 0555)
@@ -895,7 +896,7 @@ struct tree_dir {
 	size_t n, cap;
 	enum dir_source src;
 	bool complete;
-	char *token; /* the next page's */
+	struct listing *listing; /* the listing's pages and bounds; made at the first page */
 	unsigned listed;
 	enum model_thread_status status;
 	char *script;
@@ -1196,10 +1197,88 @@ tree_closedir(struct fsm *m, struct tree_dir *d)
 		recs_put(m->recs, d->ents[i].rec);
 	}
 	free(d->ents);
-	free(d->token);
+	listing_free(d->listing);
 	free(d->script);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
+}
+
+/*
+ * The listing behind d (client/listing.h: a repeated page token, pages
+ * without a new entry and too many calls are EIO, never a readdir that
+ * does not end; each id once). A listing of threads needs at most one
+ * page per thread it shows, so list_limit pages (and the empty pages the
+ * rules allow) are its ceiling; scripts/ has the listing's own.
+ */
+static int
+dir_listing(struct fsm *m, struct tree_dir *d)
+{
+	size_t pages = (size_t)m->opt.list_limit + LISTING_MAX_EMPTY;
+
+	if (d->listing != NULL)
+		return 0;
+	if (d->src == SRC_SCRIPTS)
+		return listing_new("ListScripts", 0, &d->listing);
+	return listing_new("ListThreads", pages, &d->listing);
+}
+
+/* The next page of scripts/. */
+static int
+dir_more_scripts(struct fsm *m, struct tree_dir *d)
+{
+	struct model_script_list l;
+	struct http_error he;
+	int rc;
+
+	if ((rc = listing_scripts(d->listing, m->api, 1000, &l, &he)) != 0) {
+		errlog_add(m->errors, &he);
+		return rc;
+	}
+	for (size_t i = 0; rc == 0 && i < l.n_scripts; i++) {
+		const char *name = l.scripts[i].name;
+		struct rec *r;
+		struct stat st;
+
+		if (!usable_name(name))
+			continue;
+		if ((r = recs_get(m->recs, REC_SCRIPT, name)) == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		attr(m, &st, ino_make(REC_SCRIPT, r->slot, SC_DIR), DIR_MODE, 0,
+		     l.scripts[i].updated_at_ms);
+		rc = dir_add_rec(m, d, name, r, SC_DIR, &st, SCRIPT_TTL);
+	}
+	d->complete = listing_done(d->listing);
+	model_script_list_clear(&l);
+	return rc;
+}
+
+/* One thread of a listing of threads, as d shows it. */
+static int
+dir_add_thread(struct fsm *m, struct tree_dir *d, const struct model_thread *t)
+{
+	bool final = model_thread_terminal(t->status);
+	uint32_t local;
+	struct rec *r;
+	struct stat st;
+
+	meta_seed(m->meta, t);
+	if ((r = recs_get(m->recs, REC_THREAD, t->thread_id)) == NULL)
+		return -ENOMEM;
+	d->listed++;
+	if (d->src == SRC_THREADS) {
+		local = T_DIR;
+		attr(m, &st, ino_make(REC_THREAD, r->slot, local), DIR_MODE, 0, thread_time(t));
+	} else {
+		const char *up = d->src == SRC_STATUS ? "../../threads/" : "../../../threads/";
+
+		local = d->src == SRC_STATUS ? T_LINK_FROM_STATUS : T_LINK_FROM_SCRIPT;
+		attr(m, &st, ino_make(REC_THREAD, r->slot, local), LINK_MODE,
+		     strlen(up) + strlen(t->thread_id), thread_time(t));
+	}
+	return dir_add_rec(m, d, t->thread_id, r, local, &st,
+	                   d->src == SRC_STATUS ? ttl_for(m, false) : ttl_for(m, final));
 }
 
 /* The next page of a listing. */
@@ -1207,84 +1286,29 @@ static int
 dir_more(struct fsm *m, struct tree_dir *d)
 {
 	unsigned limit = m->opt.list_limit;
-	struct http_error he;
-	int rc = 0;
-
-	if (d->src == SRC_SCRIPTS) {
-		struct model_script_list l;
-
-		if ((rc = api_list_scripts(m->api, 1000, d->token, &l, &he)) != 0) {
-			errlog_add(m->errors, &he);
-			return rc;
-		}
-		for (size_t i = 0; rc == 0 && i < l.n_scripts; i++) {
-			const char *name = l.scripts[i].name;
-			struct rec *r;
-			struct stat st;
-
-			if (!usable_name(name))
-				continue;
-			if ((r = recs_get(m->recs, REC_SCRIPT, name)) == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
-			attr(m, &st, ino_make(REC_SCRIPT, r->slot, SC_DIR), DIR_MODE, 0,
-			     l.scripts[i].updated_at_ms);
-			rc = dir_add_rec(m, d, name, r, SC_DIR, &st, SCRIPT_TTL);
-		}
-		free(d->token);
-		d->token = l.next_page_token[0] ? strdup(l.next_page_token) : NULL;
-		d->complete = d->token == NULL;
-		model_script_list_clear(&l);
-		return rc;
-	}
-
-	struct api_list q = {.page_size = 1000, .page_token = d->token};
+	struct api_list q = {.page_size = 1000};
 	struct model_thread_list l;
+	struct http_error he;
+	int rc;
 
+	if ((rc = dir_listing(m, d)) != 0)
+		return rc;
+	if (d->src == SRC_SCRIPTS)
+		return dir_more_scripts(m, d);
 	if (d->src == SRC_STATUS)
 		q.status = d->status;
 	if (d->src == SRC_SCRIPT_THREADS)
 		q.script_name = d->script;
 	if (limit - d->listed < 1000)
 		q.page_size = (int)(limit - d->listed);
-	if ((rc = api_list_threads(m->api, &q, &l, &he)) != 0) {
+	if ((rc = listing_threads(d->listing, m->api, &q, &l, &he)) != 0) {
 		errlog_add(m->errors, &he);
 		return rc;
 	}
-	for (size_t i = 0; rc == 0 && i < l.n_threads && d->listed < limit; i++) {
-		const struct model_thread *t = &l.threads[i];
-		bool final = model_thread_terminal(t->status);
-		uint32_t local;
-		struct rec *r;
-		struct stat st;
-
-		if (!usable_name(t->thread_id))
-			continue;
-		meta_seed(m->meta, t);
-		if ((r = recs_get(m->recs, REC_THREAD, t->thread_id)) == NULL) {
-			rc = -ENOMEM;
-			break;
-		}
-		d->listed++;
-		if (d->src == SRC_THREADS) {
-			local = T_DIR;
-			attr(m, &st, ino_make(REC_THREAD, r->slot, local), DIR_MODE, 0,
-			     thread_time(t));
-		} else {
-			const char *up =
-			    d->src == SRC_STATUS ? "../../threads/" : "../../../threads/";
-
-			local = d->src == SRC_STATUS ? T_LINK_FROM_STATUS : T_LINK_FROM_SCRIPT;
-			attr(m, &st, ino_make(REC_THREAD, r->slot, local), LINK_MODE,
-			     strlen(up) + strlen(t->thread_id), thread_time(t));
-		}
-		rc = dir_add_rec(m, d, t->thread_id, r, local, &st,
-		                 d->src == SRC_STATUS ? ttl_for(m, false) : ttl_for(m, final));
-	}
-	free(d->token);
-	d->token = l.next_page_token[0] ? strdup(l.next_page_token) : NULL;
-	d->complete = d->token == NULL || d->listed >= limit;
+	for (size_t i = 0; rc == 0 && i < l.n_threads && d->listed < limit; i++)
+		if (usable_name(l.threads[i].thread_id))
+			rc = dir_add_thread(m, d, &l.threads[i]);
+	d->complete = listing_done(d->listing) || d->listed >= limit;
 	model_thread_list_clear(&l);
 	return rc;
 }

@@ -1,7 +1,7 @@
 """POST /_emulator/faults: each fault does what it says and only where it
 is told to (latency, error rate and status, a burst of N errors, a body
 that is not JSON, Retry-After, a stream cut, ended by an error item, or
-stalled, a path match), clearing restores normal service, and the control
+stalled, listings that page for ever or repeat ids, a path match), clearing restores normal service, and the control
 calls are never faulted. Each test has an emulator of its own."""
 
 import base64
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from harness import (API, HTTPError, StreamClosed, chunks_bytes, parse_stream, raw_stream,
-                     running)
+                     running, thread_ids)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -55,6 +55,7 @@ def test_faults_are_shown_as_set_and_cleared_by_an_empty_body(emu):
     {"noSuchFault": 1}, {"errorRate": 2}, {"errorRate": -0.1}, {"errorRate": "all"},
     {"errorStatus": 200}, {"errorStatus": 600}, {"errorBody": "xml"}, {"latencyMs": -1},
     {"match": 5}, {"cutAfterBytes": -1}, {"retryAfter": "soon"},
+    {"pageTokenRepeat": 1}, {"emptyPagesForever": "yes"}, {"duplicateIds": 0},
 ], ids=lambda b: json.dumps(b))
 def test_a_fault_that_makes_no_sense_is_refused(emu, body):
     emu.faults(latencyMs=1)
@@ -350,3 +351,61 @@ def test_stream_faults_with_a_match_spare_other_streams(emu, big):
     assert status == 200 and chunks_bytes(parse_stream(body)[0]) == big[1]
     with pytest.raises(http.client.IncompleteRead):
         emu.stream(f"/threads/{tid}/steps/stream")
+
+
+# ---- listings that never end, or repeat ids ----
+
+@pytest.mark.parametrize("path,key", [("/threads", "threads"), ("/scripts", "scripts")])
+def test_page_token_repeat_answers_the_same_token_for_ever(emu, path, key):
+    emu.seed("echo", count=3)
+    emu.faults(pageTokenRepeat=True)
+    first = emu.get(path, pageSize=1)
+    token = first["nextPageToken"]
+    assert token and len(first[key]) == 1
+    for _ in range(5):
+        page = emu.get(path, pageSize=1, pageToken=token)
+        assert page["nextPageToken"] == token
+        assert page[key] == first[key]
+
+
+@pytest.mark.parametrize("path,key", [("/threads", "threads"), ("/scripts", "scripts")])
+def test_empty_pages_forever_gives_a_new_token_and_no_entries_each_time(emu, path, key):
+    emu.seed("echo", count=3)
+    emu.faults(emptyPagesForever=True)
+    first = emu.get(path, pageSize=1)
+    assert len(first[key]) == 1
+    seen = {first["nextPageToken"]}
+    token = first["nextPageToken"]
+    for _ in range(20):
+        page = emu.get(path, pageSize=1, pageToken=token)
+        assert not page.get(key)
+        token = page["nextPageToken"]
+        assert token and token not in seen
+        seen.add(token)
+
+
+def test_duplicate_ids_repeat_within_a_page_and_across_pages_and_still_end(emu):
+    ids = emu.seed("echo", count=7)[::-1]
+    emu.faults(duplicateIds=True)
+    pages, token = [], None
+    for _ in range(20):
+        page = emu.get("/threads", pageSize=3, **({"pageToken": token} if token else {}))
+        pages.append([t["threadId"] for t in page["threads"]])
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    assert not token, "the listing did not end"
+    assert pages[0] == ids[0:3] + ids[0:1]
+    assert pages[1] == ids[2:3] + ids[3:6] + ids[3:4]
+    assert pages[2] == ids[5:6] + ids[6:7] + ids[6:7]
+    emu.clear_faults()
+    assert thread_ids(emu.get("/threads", pageSize=3)["threads"]) == ids[0:3]
+
+
+def test_duplicate_ids_in_scripts(emu):
+    names = [s["name"] for s in emu.get("/scripts", pageSize=1000)["scripts"]]
+    emu.faults(duplicateIds=True)
+    first = emu.get("/scripts", pageSize=2)
+    assert [s["name"] for s in first["scripts"]] == names[0:2] + names[0:1]
+    second = emu.get("/scripts", pageSize=2, pageToken=first["nextPageToken"])
+    assert [s["name"] for s in second["scripts"]] == names[1:2] + names[2:4] + names[2:3]

@@ -23,6 +23,7 @@ static struct {
 	int retry_after;
 	int64_t cut_after, error_after, stall_after;
 	int stall_ms;
+	int page_repeat, page_empty, page_dups;
 	char *match;
 	unsigned generation;
 	uint64_t rng;
@@ -50,15 +51,33 @@ get_num(const json_t *body, const char *key, double min, double max, double dflt
 	return 0;
 }
 
+static int
+get_bool(const json_t *body, const char *key, int *out, char *err, size_t errlen)
+{
+	const json_t *v = json_object_get(body, key);
+
+	*out = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		snprintf(err, errlen, "%s must be true or false", key);
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
 int
 faults_set(const json_t *body, char *err, size_t errlen)
 {
 	double latency, rate, count, status, retry, cut, eafter, safter, sms;
 	const json_t *match = json_object_get(body, "match");
 	const json_t *text = json_object_get(body, "errorBody");
-	const char *known[] = {"latencyMs",       "errorRate",  "errorStatus",   "errorCount",
-	                       "errorBody",       "retryAfter", "cutAfterBytes", "errorAfterBytes",
-	                       "stallAfterBytes", "stallMs",    "match"};
+	const char *known[] = {
+	    "latencyMs",  "errorRate",       "errorStatus",       "errorCount",      "errorBody",
+	    "retryAfter", "cutAfterBytes",   "errorAfterBytes",   "stallAfterBytes", "stallMs",
+	    "match",      "pageTokenRepeat", "emptyPagesForever", "duplicateIds"};
+	int repeat, empty, dups;
 	const char *key;
 	json_t *val;
 
@@ -86,7 +105,10 @@ faults_set(const json_t *body, char *err, size_t errlen)
 	    get_num(body, "cutAfterBytes", 0, 1e15, -1, &cut, err, errlen) ||
 	    get_num(body, "errorAfterBytes", 0, 1e15, -1, &eafter, err, errlen) ||
 	    get_num(body, "stallAfterBytes", 0, 1e15, -1, &safter, err, errlen) ||
-	    get_num(body, "stallMs", 0, 600000, 0, &sms, err, errlen))
+	    get_num(body, "stallMs", 0, 600000, 0, &sms, err, errlen) ||
+	    get_bool(body, "pageTokenRepeat", &repeat, err, errlen) ||
+	    get_bool(body, "emptyPagesForever", &empty, err, errlen) ||
+	    get_bool(body, "duplicateIds", &dups, err, errlen))
 		return -1;
 	if (match != NULL && !json_is_string(match)) {
 		snprintf(err, errlen, "match must be a string");
@@ -115,6 +137,9 @@ faults_set(const json_t *body, char *err, size_t errlen)
 	fl.error_after = (int64_t)eafter;
 	fl.stall_after = (int64_t)safter;
 	fl.stall_ms = (int)sms;
+	fl.page_repeat = repeat;
+	fl.page_empty = empty;
+	fl.page_dups = dups;
 	free(fl.match);
 	fl.match = match != NULL ? xstrdup(json_string_value(match)) : NULL;
 	fl.generation++;
@@ -170,6 +195,9 @@ faults_for(const char *path, struct faults *out)
 	out->error_after = fl.error_after;
 	out->stall_after = fl.stall_after;
 	out->stall_ms = fl.stall_ms;
+	out->page_repeat = fl.page_repeat;
+	out->page_empty = fl.page_empty;
+	out->page_dups = fl.page_dups;
 	pthread_mutex_unlock(&fl.lock);
 }
 

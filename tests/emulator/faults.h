@@ -1,7 +1,8 @@
 /*
  * Fault injection for tests (POST /_emulator/faults): latency, a rate of
- * error responses, streams cut, ended by an error line, or stalled. Faults
- * apply to the API (/v1/...), never to the /_emulator/ control calls.
+ * error responses, streams cut, ended by an error line, or stalled, and
+ * listings that page for ever or repeat ids. Faults apply to the API
+ * (/v1/...), never to the /_emulator/ control calls.
  */
 #ifndef FAULTS_H
 #define FAULTS_H
@@ -19,6 +20,9 @@ struct faults {
 	int64_t error_after; /* streams: an {"error"} line after N bytes; -1 = never */
 	int64_t stall_after; /* streams: stop sending after N bytes ... */
 	int stall_ms;        /* ... for this long */
+	int page_repeat;     /* listings: nextPageToken always the same token */
+	int page_empty;      /* listings: past the first page, empty pages, each with a new token */
+	int page_dups;       /* listings: each page repeats ids of its own and of the page before */
 	unsigned generation; /* changes whenever faults are set */
 };
 

@@ -812,28 +812,105 @@ reply(struct MHD_Connection *c, struct req *r, int rc, json_t *out, const struct
 	return send_json(c, r, 200, wire_unary(out, wrapper));
 }
 
-/* ListThreads with the query of c. */
+/* The listing faults' tokens: pageTokenRepeat's one token, and
+ * emptyPagesForever's, a prefix and a counter (so the emulator holds
+ * nothing per page however long a client pages). */
+#define REPEAT_TOKEN "f.repeat"
+#define EMPTY_TOKEN  "f.empty."
+
+static unsigned empty_pages; /* emptyPagesForever's counter; wraps */
+static pthread_mutex_t empty_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * pageTokenRepeat and emptyPagesForever before a listing is made: their
+ * token. Repeat's names the first page again (*tok cleared); empty's is
+ * answered here with an empty page (*out set, 1 returned).
+ */
 static int
-list_threads(struct MHD_Connection *c, json_t **out, struct api_err *e)
+list_faults_before(const struct faults *f, char **tok, const char *key, json_t **out)
+{
+	if (*tok == NULL)
+		return 0;
+	if (f->page_repeat && strcmp(*tok, REPEAT_TOKEN) == 0) {
+		free(*tok);
+		*tok = NULL;
+		return 0;
+	}
+	if (f->page_empty && strncmp(*tok, EMPTY_TOKEN, strlen(EMPTY_TOKEN)) == 0) {
+		*out = json_object();
+		json_object_set_new(*out, key, json_array());
+		return 1;
+	}
+	return 0;
+}
+
+/* ... and after: the next page's token is theirs. */
+static void
+list_faults_after(const struct faults *f, json_t *out)
+{
+	char tok[48];
+
+	if (f->page_repeat) {
+		wire_set_str(out, "nextPageToken", REPEAT_TOKEN);
+	} else if (f->page_empty) {
+		pthread_mutex_lock(&empty_lock);
+		snprintf(tok, sizeof(tok), EMPTY_TOKEN "%u", ++empty_pages);
+		pthread_mutex_unlock(&empty_lock);
+		wire_set_str(out, "nextPageToken", tok);
+	}
+}
+
+/* ListThreads with the query of c, under the listing faults of f. */
+static int
+list_threads(struct MHD_Connection *c, const struct faults *f, json_t **out, struct api_err *e)
 {
 	int bad = 0, rc;
 	char *size = query_arg(c, "pageSize", "page_size", &bad);
 	char *tok = query_arg(c, "pageToken", "page_token", &bad);
 	char *status = query_arg(c, "statusFilter", "status_filter", &bad);
 	char *script = query_arg(c, "scriptNameFilter", "script_name_filter", &bad);
-	struct list_query q = {0, tok, status, script};
+	struct list_query q = {0, NULL, status, script, f->page_dups};
 	char *end = NULL;
 
 	if (size != NULL)
 		q.page_size = strtol(size, &end, 10);
-	if (bad || (size != NULL && (*end != '\0' || end == size)))
+	if (bad || (size != NULL && (*end != '\0' || end == size))) {
 		rc = -1, e->code = 3, snprintf(e->msg, sizeof(e->msg), "malformed query");
-	else
-		rc = store_list(&q, out, e);
+	} else if (list_faults_before(f, &tok, "threads", out)) {
+		rc = 0;
+		list_faults_after(f, *out);
+	} else {
+		q.page_token = tok;
+		if ((rc = store_list(&q, out, e)) == 0)
+			list_faults_after(f, *out);
+	}
 	free(size);
 	free(tok);
 	free(status);
 	free(script);
+	return rc;
+}
+
+/* ListScripts with the query of c, under the listing faults of f. */
+static int
+list_scripts(struct MHD_Connection *c, const struct faults *f, json_t **out, struct api_err *e)
+{
+	int bad = 0, rc;
+	char *size = query_arg(c, "pageSize", "page_size", &bad);
+	char *tok = query_arg(c, "pageToken", "page_token", &bad);
+	char *end = NULL;
+	long n = size ? strtol(size, &end, 10) : 0;
+
+	if (bad || (size != NULL && (*end != '\0' || end == size))) {
+		rc = -1, e->code = 3, snprintf(e->msg, sizeof(e->msg), "malformed query");
+	} else if (list_faults_before(f, &tok, "scripts", out)) {
+		rc = 0;
+		list_faults_after(f, *out);
+	} else if ((rc = store_list_scripts(n, tok, f->page_dups, out, e)) == 0) {
+		list_faults_after(f, *out);
+	}
+	free(size);
+	free(tok);
 	return rc;
 }
 
@@ -952,7 +1029,7 @@ serve_call(struct MHD_Connection *c, struct req *r, const char *path, const stru
 		rc = store_get(rt.seg[1], &out, &e);
 		ret = reply(c, r, rc, out, &e, "thread");
 	} else if (strcmp(call, "ListThreads") == 0) {
-		rc = list_threads(c, &out, &e);
+		rc = list_threads(c, &f, &out, &e);
 		ret = reply(c, r, rc, out, &e, "response");
 	} else if (strcmp(call, "GetThreadResult") == 0) {
 		char *path_q = query_arg(c, "stepPath", "step_path", &bad);
@@ -973,17 +1050,7 @@ serve_call(struct MHD_Connection *c, struct req *r, const char *path, const stru
 	           strcmp(call, "WatchStep") == 0) {
 		ret = serve_stream(c, r, call, &rt, &f, wr);
 	} else if (strcmp(call, "ListScripts") == 0) {
-		char *size = query_arg(c, "pageSize", "page_size", &bad);
-		char *tok = query_arg(c, "pageToken", "page_token", &bad);
-		char *end = NULL;
-		long n = size ? strtol(size, &end, 10) : 0;
-
-		if (bad || (size != NULL && (*end != '\0' || end == size)))
-			rc = -1, e.code = 3, snprintf(e.msg, sizeof(e.msg), "malformed query");
-		else
-			rc = store_list_scripts(n, tok, &out, &e);
-		free(size);
-		free(tok);
+		rc = list_scripts(c, &f, &out, &e);
 		ret = reply(c, r, rc, out, &e, "response");
 	} else if (strcmp(call, "GetScript") == 0) {
 		rc = store_get_script(rt.seg[1], &out, &e);

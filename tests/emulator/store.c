@@ -1025,6 +1025,14 @@ store_list(const struct list_query *q, json_t **out, struct api_err *e)
 		found++;
 		last = t->seq;
 	}
+	/* duplicateIds: the page's first thread again at its end, and the
+	 * previous page's last one (the token's) ahead of it; a page grows by
+	 * two at most, and every page still moves on */
+	if (q->duplicate_ids && found > 0) {
+		json_array_append_new(list, json_deep_copy(json_array_get(list, 0)));
+		if (start < st.n && q->page_token != NULL && q->page_token[0] != '\0')
+			json_array_insert_new(list, 0, render_thread(st.v[start]));
+	}
 	pthread_mutex_unlock(&st.lock);
 	if (json_object_get(body, "nextPageToken") == NULL)
 		wire_set_str(body, "nextPageToken", ""); /* the last page */
@@ -1274,7 +1282,7 @@ render_script(const struct script *s)
 }
 
 int
-store_list_scripts(long requested, const char *token, json_t **out, struct api_err *e)
+store_list_scripts(long requested, const char *token, int dups, json_t **out, struct api_err *e)
 {
 	int size = page_size(requested, e);
 	size_t start = 0;
@@ -1296,6 +1304,12 @@ store_list_scripts(long requested, const char *token, json_t **out, struct api_e
 			break;
 		}
 		json_array_append_new(list, render_script(&st.cat->scripts[i]));
+	}
+	/* duplicateIds, as in store_list */
+	if (dups && json_array_size(list) > 0) {
+		json_array_append_new(list, json_deep_copy(json_array_get(list, 0)));
+		if (start > 0)
+			json_array_insert_new(list, 0, render_script(&st.cat->scripts[start - 1]));
 	}
 	if (json_object_get(body, "nextPageToken") == NULL)
 		wire_set_str(body, "nextPageToken", ""); /* the last page */

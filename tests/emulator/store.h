@@ -26,6 +26,7 @@ struct list_query {
 	const char *page_token;
 	const char *status_filter;
 	const char *script_filter;
+	int duplicate_ids; /* the duplicateIds fault: repeat ids within and across pages */
 };
 
 struct result_query {
@@ -51,7 +52,9 @@ int store_list(const struct list_query *q, json_t **out, struct api_err *e);
 int store_cancel(const char *id, json_t **out, struct api_err *e);
 int store_resume(const char *id, const json_t *req, json_t **out, struct api_err *e);
 int store_result(const char *id, const struct result_query *q, json_t **out, struct api_err *e);
-int store_list_scripts(long page_size, const char *token, json_t **out, struct api_err *e);
+/* dups: the duplicateIds fault, as in list_query */
+int store_list_scripts(long page_size, const char *token, int dups, json_t **out,
+                       struct api_err *e);
 int store_get_script(const char *name, json_t **out, struct api_err *e);
 int store_list_versions(const char *name, json_t **out, struct api_err *e);
 int store_health(json_t **out);

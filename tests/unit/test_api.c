@@ -33,6 +33,7 @@
 
 #include "api.h"
 #include "emu.h"
+#include "listing.h"
 #include "redact.h"
 
 #define JSON   "application/json"
@@ -738,6 +739,52 @@ test_thread_id_is_percent_encoded_in_the_path(void **state)
 	assert_int_equal(fx->e.exit_code, 2);
 	assert_string_equal(fx->e.call, "GetThread");
 	assert_int_equal(canned_requests(fx->cs), 2);
+}
+
+/* A canned server answers every page alike: its token comes back at the
+ * second call, which is where a listing must stop. A token of 1 KiB is
+ * sent whole (escaped, it is 3 KiB of URL); a longer one is refused. */
+static void
+test_listing_stops_at_a_repeated_token_and_sends_long_ones_whole(void **state)
+{
+	struct fx *fx = *state;
+	struct api_list q = {.page_size = 2};
+	struct model_thread_list l;
+	struct listing *li;
+	char tok[LISTING_TOKEN_MAX + 2], *body, want[64], url[8192];
+
+	memset(tok, '/', LISTING_TOKEN_MAX);
+	tok[LISTING_TOKEN_MAX] = '\0';
+	assert_true(asprintf(&body,
+	                     "{\"threads\": [{\"threadId\": \"th_1\"}, {\"threadId\": "
+	                     "\"th_1\"}], \"nextPageToken\": \"%s\"}",
+	                     tok) > 0);
+	serve(fx, reply_full(200, JSON, body));
+	free(body);
+	assert_int_equal(listing_new("ListThreads", 0, &li), 0);
+	assert_int_equal(listing_threads(li, fx->a, &q, &l, &fx->e), 0);
+	assert_int_equal(l.n_threads, 1); /* th_1 once */
+	model_thread_list_clear(&l);
+	assert_int_equal(listing_threads(li, fx->a, &q, &l, &fx->e), -EPROTO);
+	assert_int_equal(canned_requests(fx->cs), 2);
+	canned_line(fx->cs, url, sizeof(url));
+	assert_non_null(strstr(url, "pageToken=%2F%2F%2F"));
+	assert_int_equal(strlen(url), strlen("GET /v1/scriptum/threads?pageSize=2&pageToken="
+	                                     " HTTP/1.1") +
+	                                  3 * LISTING_TOKEN_MAX);
+	assert_message_has(&fx->e, "repeated the page token");
+	listing_free(li);
+
+	tok[LISTING_TOKEN_MAX] = 'x', tok[LISTING_TOKEN_MAX + 1] = '\0';
+	assert_true(asprintf(&body, "{\"threads\": [], \"nextPageToken\": \"%s\"}", tok) > 0);
+	serve(fx, reply_full(200, JSON, body));
+	free(body);
+	assert_int_equal(listing_new("ListThreads", 0, &li), 0);
+	assert_int_equal(listing_threads(li, fx->a, &q, &l, &fx->e), -EPROTO);
+	snprintf(want, sizeof(want), "of %d bytes (limit %d)", LISTING_TOKEN_MAX + 1,
+	         LISTING_TOKEN_MAX);
+	assert_message_has(&fx->e, want);
+	listing_free(li);
 }
 
 static void
@@ -1858,6 +1905,7 @@ main(void)
 	    T(test_not_found_is_enoent_exit_5_with_the_server_message),
 	    T(test_thread_id_is_percent_encoded_in_the_path),
 	    T(test_list_threads_sends_its_query),
+	    T(test_listing_stops_at_a_repeated_token_and_sends_long_ones_whole),
 	    T(test_create_thread_sends_the_request_body),
 	    T(test_create_thread_is_not_resent_after_a_502),
 	    T(test_resume_thread_sends_the_answer),
