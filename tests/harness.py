@@ -336,7 +336,8 @@ def thread_ids(threads):
 
 
 def list_all(emu, page_size=None, **params):
-    """Pages through ListThreads; returns (threads, number of pages)."""
+    """Pages through ListThreads; returns (threads, number of pages), each
+    page read as canonical_message() reads it, whatever the --wire."""
     threads, token, pages = [], None, 0
     while True:
         q = dict(params)
@@ -344,7 +345,7 @@ def list_all(emu, page_size=None, **params):
             q["pageSize"] = page_size
         if token:
             q["pageToken"] = token
-        page = emu.get("/threads", **q)
+        page = canonical_message(emu.get("/threads", **q))
         pages += 1
         threads += page.get("threads", [])
         token = page.get("nextPageToken")
