@@ -770,9 +770,10 @@ check_result(struct sctx *s, json_t *msg)
  * was: the caller's callback, a malformed message, the server's error line,
  * a cut body, or the transport's own. done() says whether the stream got
  * to its proper end; describe() fills the "how far" part of messages.
+ * A watch is exempt from the transfer-rate floor.
  */
 static int
-run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms,
+run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms, bool watch,
            struct http_abort *abort, struct sctx *s, bool (*done)(struct sctx *s),
            void (*describe)(struct sctx *s, char *buf, size_t len), struct http_error *e)
 {
@@ -785,6 +786,8 @@ run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms,
 	    .arg = s,
 	    .abort = abort,
 	    .stall_ms = stall_ms,
+	    /* a watch is idle between events: no rate to keep */
+	    .min_rate = watch ? HTTP_NONE : 0,
 	    .deadline_ms = HTTP_NONE, /* a stream lasts as long as it has bytes to give */
 	};
 	struct http_response resp = {0};
@@ -884,7 +887,7 @@ api_watch(struct api *a, const char *id, const char *step_path, api_event_fn fn,
 		return rc;
 	if (step)
 		s.terminal = true; /* a step watch ends when the server says so */
-	rc = run_stream(a, call, path, stall_ms, abort, &s, watch_done, watch_describe, e);
+	rc = run_stream(a, call, path, stall_ms, true, abort, &s, watch_done, watch_describe, e);
 	/* a watch that had started and then stopped short may be taken up again */
 	if (rc == -EIO && s.terminal && s.cb_err == 0 && !step) {
 		/* cut after the terminal status: nothing was lost */
@@ -936,7 +939,7 @@ api_stream_result(struct api *a, const char *id, size_t max_chunk, api_result_fn
 		snprintf(suffix, sizeof(suffix), "/result/stream");
 	if ((rc = thread_path(path, sizeof(path), id, suffix, e)) != 0)
 		return rc;
-	return run_stream(a, call, path, 0, abort, &s, result_done, result_describe, e);
+	return run_stream(a, call, path, 0, false, abort, &s, result_done, result_describe, e);
 }
 
 static bool
@@ -986,7 +989,7 @@ api_stream_steps(struct api *a, const char *id, const char *step_path, size_t ma
 		snprintf(num, sizeof(num), "%zu", max_chunk);
 		query_add(path, sizeof(path), "maxChunkBytes", num);
 	}
-	rc = run_stream(a, call, path, 0, abort, &s, steps_done, steps_describe, e);
+	rc = run_stream(a, call, path, 0, false, abort, &s, steps_done, steps_describe, e);
 	if (rc == 0 && step_path != NULL && step_path[0] != '\0' && s.steps == 0)
 		rc = efail(e, EPROTO, 200, "the stream held no step %s", step_path);
 	return rc;

@@ -108,6 +108,8 @@ int api_list_versions(struct api *a, const char *name, struct model_version_list
  * then names the errno; the callback's owner knows the rest). abort (may be NULL) ends the call
  * from another thread with -EINTR. stall_ms: a stream silent for this long fails with -ETIMEDOUT
  * (0: the transport's default; HTTP_NONE: a watch may idle for ever).
+ * The result and step streams are held to the transport's rate floor
+ * (http_options.min_rate); a watch is not, being idle between events.
  */
 typedef int (*api_event_fn)(const struct model_event *ev, void *arg);
 typedef int (*api_result_fn)(const struct model_result_msg *m, void *arg);

@@ -52,7 +52,8 @@ static const char usage_text[] =
     "  -o, --output table|json|yaml|wide   --api-endpoint URL   --token TOKEN\n"
     "  --token-file FILE   --org-id ID   --org-name NAME   --profile NAME   --config FILE\n"
     "  --timeout DURATION (per call; after create/run it is the run's timeout: then use\n"
-    "  --call-timeout)   -h, --help   --version\n"
+    "  --call-timeout)   --min-rate BYTES/S (1KiB; 0: none)   --min-rate-window DURATION\n"
+    "  (30s)   -h, --help   --version\n"
     "\n"
     "See scriptum(1) and scriptum-config(5).\n";
 
@@ -161,6 +162,8 @@ enum flag_id {
 	F_CONFIG,
 	F_TIMEOUT,
 	F_CALL_TIMEOUT,
+	F_MIN_RATE,
+	F_MIN_RATE_WINDOW,
 	F_HELP,
 	F_PROG_VERSION,
 	/* command flags */
@@ -198,6 +201,8 @@ static const struct flag flags[] = {
     {"profile", 0, true, F_PROFILE, NULL},
     {"config", 0, true, F_CONFIG, NULL},
     {"call-timeout", 0, true, F_CALL_TIMEOUT, NULL},
+    {"min-rate", 0, true, F_MIN_RATE, NULL},
+    {"min-rate-window", 0, true, F_MIN_RATE_WINDOW, NULL},
     {"help", 'h', false, F_HELP, NULL},
     /* after create/run these two mean the run's; elsewhere the global ones */
     {"timeout", 0, true, F_RUN_TIMEOUT, " create run "},
@@ -291,6 +296,12 @@ set_flag(const struct flag *f, const char *value, struct globals *g, struct cli_
 	case F_TIMEOUT:
 	case F_CALL_TIMEOUT:
 		g->ov.timeout = value;
+		break;
+	case F_MIN_RATE:
+		g->ov.min_rate = value;
+		break;
+	case F_MIN_RATE_WINDOW:
+		g->ov.min_rate_window = value;
 		break;
 	case F_HELP:
 		g->help = true;

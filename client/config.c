@@ -23,17 +23,19 @@
 #include "config.h"
 #include "errbuf.h"
 
-#define NSETTINGS      (CONFIG_TIMEOUT + 1)
+#define NSETTINGS      (CONFIG_MIN_RATE_WINDOW + 1)
 #define FILE_MAX       (1024 * 1024) /* a config file past this is a mistake */
 #define SECRET_MAX     (64 * 1024)
 #define DEFAULT_LABEL  "flag"
 #define DURATION_HINT  "use e.g. 30s, 5m, 1h30m, 250ms"
+#define RATE_HINT      "use e.g. 1024, 64KiB, 1MiB/s, or 0 for no floor"
+#define RATE_MAX       ((int64_t)1 << 40) /* a TiB/s: past any network */
 #define SECRET_READERS (S_IRGRP | S_IROTH)
 
 static const char *const field_names[CONFIG_NFIELDS] = {
-    "endpoint", "token",     "token_file", "org_id",        "org_name",
-    "ca_file",  "token_url", "client_id",  "client_secret", "client_secret_file",
-    "timeout",  "profile",   "config",
+    "endpoint", "token",     "token_file",      "org_id",        "org_name",
+    "ca_file",  "token_url", "client_id",       "client_secret", "client_secret_file",
+    "timeout",  "min_rate",  "min_rate_window", "profile",       "config",
 };
 
 static const enum config_field cred_fields[] = {
@@ -126,6 +128,47 @@ has_control(const char *s, size_t len)
 			return true;
 	}
 	return false;
+}
+
+/* ---- rates ---- */
+
+int
+config_parse_rate(const char *s, int64_t *bps)
+{
+	static const struct {
+		const char *suffix;
+		int64_t unit;
+	} units[] = {{"", 1},       {"b", 1},       {"k", 1024},     {"kb", 1024},
+	             {"kib", 1024}, {"m", 1048576}, {"mb", 1048576}, {"mib", 1048576}};
+	char suffix[8];
+	const char *p = s;
+	int64_t n = 0;
+	size_t len;
+
+	if (s == NULL || *p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > RATE_MAX)
+			return -EINVAL;
+		n = n * 10 + (*p - '0');
+	}
+	len = strlen(p);
+	if (len >= 2 && strcmp(p + len - 2, "/s") == 0)
+		len -= 2;
+	if (len >= sizeof(suffix))
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		suffix[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a' : p[i]);
+	suffix[len] = '\0';
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(suffix, units[i].suffix) == 0) {
+			if (n > RATE_MAX / units[i].unit)
+				return -EINVAL;
+			*bps = n * units[i].unit;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 /* ---- durations ---- */
@@ -1025,6 +1068,8 @@ fill_layers(const struct config_overrides *ov, const struct profile *p, struct l
 	    [CONFIG_ENDPOINT] = "SCRIPTUM_API_ENDPOINT",
 	    [CONFIG_ORG_ID] = "SCRIPTUM_ORG_ID",
 	    [CONFIG_ORG_NAME] = "SCRIPTUM_ORG_NAME",
+	    [CONFIG_MIN_RATE] = "SCRIPTUM_MIN_RATE",
+	    [CONFIG_MIN_RATE_WINDOW] = "SCRIPTUM_MIN_RATE_WINDOW",
 	};
 
 	memset(l, 0, 3 * sizeof(*l));
@@ -1034,12 +1079,13 @@ fill_layers(const struct config_overrides *ov, const struct profile *p, struct l
 	l[2].base_dir = file_dir;
 	if (ov != NULL) {
 		const char *const fv[NSETTINGS] = {
-		    ov->endpoint,      ov->token,
-		    ov->token_file,    ov->org_id,
-		    ov->org_name,      ov->ca_file,
-		    ov->token_url,     ov->client_id,
-		    ov->client_secret, ov->client_secret_file,
-		    ov->timeout,
+		    ov->endpoint,        ov->token,
+		    ov->token_file,      ov->org_id,
+		    ov->org_name,        ov->ca_file,
+		    ov->token_url,       ov->client_id,
+		    ov->client_secret,   ov->client_secret_file,
+		    ov->timeout,         ov->min_rate,
+		    ov->min_rate_window,
 		};
 
 		for (int i = 0; i < NSETTINGS; i++)
@@ -1089,6 +1135,22 @@ take(struct config *c, const struct layer *l, int f, const char *home, char *err
 			                  DURATION_HINT);
 		if (c->timeout_ms == 0)
 			return errbuf_set(err, errlen, -EINVAL, "%s: must be more than 0", where);
+		return 0;
+	}
+	if (f == CONFIG_MIN_RATE) {
+		if (config_parse_rate(v, &c->min_rate) < 0)
+			return errbuf_set(err, errlen, -EINVAL,
+			                  "%s: \"%.40s\" is not a rate in bytes/s; %s", where, v,
+			                  RATE_HINT);
+		return 0;
+	}
+	if (f == CONFIG_MIN_RATE_WINDOW) {
+		if (config_parse_duration(v, &c->min_rate_window_ms) < 0)
+			return errbuf_set(err, errlen, -EINVAL,
+			                  "%s: \"%.40s\" is not a duration; %s", where, v,
+			                  DURATION_HINT);
+		if (c->min_rate_window_ms < 1000)
+			return errbuf_set(err, errlen, -EINVAL, "%s: must be at least 1s", where);
 		return 0;
 	}
 	if (is_path_field(f)) {
@@ -1190,6 +1252,7 @@ config_resolve(const struct config_overrides *ov, struct config **out, char *err
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return no_memory(err, errlen);
+	c->min_rate = -1;
 	c->flag_label = strdup(label != NULL ? label : DEFAULT_LABEL);
 	if (c->flag_label == NULL) {
 		free(c);
@@ -1286,6 +1349,12 @@ config_render(const struct config *c)
 
 		if (f == CONFIG_TIMEOUT && c->timeout_ms > 0) {
 			config_format_duration(c->timeout_ms, dur, sizeof(dur));
+			v = dur;
+		} else if (f == CONFIG_MIN_RATE && c->min_rate >= 0) {
+			snprintf(dur, sizeof(dur), "%lld", (long long)c->min_rate);
+			v = dur;
+		} else if (f == CONFIG_MIN_RATE_WINDOW && c->min_rate_window_ms > 0) {
+			config_format_duration(c->min_rate_window_ms, dur, sizeof(dur));
 			v = dur;
 		} else if (f == CONFIG_PROFILE) {
 			v = c->profile;

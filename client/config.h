@@ -13,6 +13,8 @@
  *       org_name: acme
  *       ca_file: /etc/ssl/private-ca.pem
  *       timeout: 30s
+ *       min_rate: 1KiB          # bytes/s over min_rate_window; 0: none
+ *       min_rate_window: 30s
  *     prod:
  *       endpoint: https://api.dodil.io
  *       token_url: https://id.dodil.io/realms/dodil/protocol/openid-connect/token
@@ -38,7 +40,7 @@ enum config_source {
 };
 
 /* The resolved settings, in the order config_render() shows them. The first
- * CONFIG_TIMEOUT + 1 are the keys a profile may hold. */
+ * CONFIG_MIN_RATE_WINDOW + 1 are the keys a profile may hold. */
 enum config_field {
 	CONFIG_ENDPOINT,
 	CONFIG_TOKEN,
@@ -51,6 +53,8 @@ enum config_field {
 	CONFIG_CLIENT_SECRET,
 	CONFIG_CLIENT_SECRET_FILE,
 	CONFIG_TIMEOUT,
+	CONFIG_MIN_RATE,
+	CONFIG_MIN_RATE_WINDOW,
 	CONFIG_PROFILE,
 	CONFIG_PATH,
 	CONFIG_NFIELDS
@@ -72,7 +76,9 @@ struct config_overrides {
 	const char *client_id;
 	const char *client_secret;
 	const char *client_secret_file;
-	const char *timeout; /* a duration, see config_parse_duration() */
+	const char *timeout;         /* a duration, see config_parse_duration() */
+	const char *min_rate;        /* bytes/s, see config_parse_rate() */
+	const char *min_rate_window; /* a duration of at least 1s */
 
 	/* How these values are named in provenance ("flag" when NULL); the
 	 * mount passes "mount option". */
@@ -114,10 +120,12 @@ struct config {
 	const char *client_id;
 	const char *client_secret; /* inline client secret: secret */
 	const char *client_secret_file;
-	int64_t timeout_ms;  /* > 0 when set; 0: unset, the caller's default applies */
-	const char *profile; /* the selected profile, NULL when none */
-	const char *path;    /* the config file consulted, NULL when there was none to try */
-	bool path_found;     /* path existed and was read */
+	int64_t timeout_ms;         /* > 0 when set; 0: unset, the caller's default applies */
+	int64_t min_rate;           /* bytes/s; -1: unset (the default applies); 0: no floor */
+	int64_t min_rate_window_ms; /* >= 1000 when set; 0: unset */
+	const char *profile;        /* the selected profile, NULL when none */
+	const char *path;           /* the config file consulted, NULL when there was none to try */
+	bool path_found;            /* path existed and was read */
 
 	enum config_source source[CONFIG_NFIELDS];
 	const char *env_var[CONFIG_NFIELDS]; /* for CONFIG_SRC_ENV: the variable */
@@ -155,6 +163,12 @@ const char *config_source_name(enum config_source s);
  * ("30"). Returns 0 and sets *ms, or -EINVAL for anything else ("", "5x",
  * "-1s", " 5s", overflow). Sub-millisecond parts are truncated. */
 int config_parse_duration(const char *s, int64_t *ms);
+
+/* Parses a transfer rate in bytes/s: a whole number with an optional
+ * unit, b, k, kb or kib (1024), m, mb or mib (1048576), in any case, and
+ * an optional "/s" ("1024", "64KiB", "1MiB/s", "0"). Returns 0 and sets
+ * *bps, or -EINVAL for anything else or over a TiB/s. */
+int config_parse_rate(const char *s, int64_t *bps);
 
 /* Writes ms (>= 0) as a duration config_parse_duration() reads back
  * ("1m30s", "250ms", "0s") into buf; returns the length it needed, as

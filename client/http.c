@@ -19,6 +19,13 @@
  * curl_multi_wakeup(). CURLOPT_TIMEOUT_MS is set from the remaining
  * deadline as well, as a second guard.
  *
+ * The rate floor is curl's CURLOPT_LOW_SPEED_LIMIT/_TIME, measured here
+ * rather than set on the handle: curl counts the time its write callback
+ * blocks as the server's, and a reader may block it for as long as it
+ * likes (the mount's ring waits for a slow reader, a pipe for a pager).
+ * So the loop keeps its own clock of the server's time, the reader's
+ * time left out, as it does for the stall time.
+ *
  * Retries. 429 and 503 mean the server did not act on the request, and so
  * does a failure to connect: those are resent for any method. 502, 504 and
  * a connection lost before the answer may hide a processed request: those
@@ -60,6 +67,8 @@
 #define POLL_MAX_MS 1000
 /* A receive buffer large enough for streams of hundreds of MiB/s. */
 #define RECV_BUFFER (128L << 10)
+/* The rate floor's window is judged every window / RATE_SLICES. */
+#define RATE_SLICES 8
 
 /* One reusable transfer context: the easy handle and the multi that holds
  * its connections. Owned by the pool while idle, by one call while taken. */
@@ -114,6 +123,8 @@ struct http_client {
 	size_t max_body;
 	unsigned max_idle;
 	int64_t margin_ms;
+	int64_t min_rate; /* bytes/s; 0: no floor */
+	int64_t rate_window_ms;
 
 	CURLSH *share;
 	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
@@ -148,6 +159,18 @@ struct http_abort {
 	struct abort_waiter *waiters;
 };
 
+/* The rate floor of one attempt: the bytes received at each of the last
+ * RATE_SLICES + 1 ticks of the server's clock (the reader's time left
+ * out), a tick every window / RATE_SLICES from the answer's first byte. */
+struct rate {
+	int64_t floor;  /* bytes/s; 0: none */
+	int64_t window; /* ms */
+	int64_t next;   /* the server's clock at the next tick; 0: not started */
+	uint64_t at[RATE_SLICES + 1];
+	unsigned ticks;
+	uint64_t moved; /* when it fell below: the bytes of the last window */
+};
+
 /* One attempt's transfer state, shared with curl's callbacks. */
 struct xfer {
 	CURL *easy;
@@ -156,17 +179,20 @@ struct xfer {
 	char *buf;     /* buffered body (2xx) or error body; owned until handed over */
 	size_t len;
 	size_t size;
-	long status;     /* known at the first body byte */
-	bool streaming;  /* a 2xx body going to rq->on_data */
-	bool delivered;  /* on_data has had bytes: no retry */
-	bool responded;  /* a response header arrived */
-	int cb_err;      /* why a write callback stopped the transfer */
-	size_t too_big;  /* with -EMSGSIZE: the bytes seen when it stopped */
-	size_t limit;    /* with -EMSGSIZE: the cap they passed */
-	bool in_headers; /* with -EMSGSIZE: the cap was that of the headers */
-	size_t head_len; /* header bytes received */
-	bool stalled;    /* the loop gave up for lack of bytes */
-	int64_t last_io; /* monotonic ms of the last byte received or sent */
+	long status;       /* known at the first body byte */
+	bool streaming;    /* a 2xx body going to rq->on_data */
+	bool delivered;    /* on_data has had bytes: no retry */
+	bool responded;    /* a response header arrived */
+	int cb_err;        /* why a write callback stopped the transfer */
+	size_t too_big;    /* with -EMSGSIZE: the bytes seen when it stopped */
+	size_t limit;      /* with -EMSGSIZE: the cap they passed */
+	bool in_headers;   /* with -EMSGSIZE: the cap was that of the headers */
+	size_t head_len;   /* header bytes received */
+	bool stalled;      /* the loop gave up for lack of bytes */
+	int64_t last_io;   /* monotonic ms of the last byte received or sent */
+	int64_t reader_ms; /* spent in rq->on_data: not the server's time */
+	bool slow;         /* the loop gave up: below the rate floor */
+	struct rate rate;
 	uint64_t bytes;  /* body bytes received */
 	CURLcode result; /* curl's verdict */
 	char errbuf[CURL_ERROR_SIZE];
@@ -536,6 +562,12 @@ http_options_from_config(struct http_options *o, const struct config *cfg)
 	o->client_secret_file = cfg->client_secret_file;
 	o->ca_file = cfg->ca_file;
 	o->deadline_ms = cfg->timeout_ms;
+	/* configured 0: no floor; unset: the default */
+	if (cfg->min_rate == 0)
+		o->min_rate = HTTP_NONE;
+	else if (cfg->min_rate > 0)
+		o->min_rate = cfg->min_rate;
+	o->min_rate_window_ms = cfg->min_rate_window_ms;
 }
 
 static bool
@@ -732,6 +764,9 @@ http_client_new(const struct http_options *o, struct http_client **out, char *er
 	c->max_body = o->max_body > 0 ? o->max_body : HTTP_MAX_BODY;
 	c->max_idle = o->max_idle > 0 ? o->max_idle : HTTP_MAX_IDLE;
 	c->margin_ms = o->token_margin_ms > 0 ? o->token_margin_ms : HTTP_TOKEN_MARGIN_MS;
+	c->min_rate = o->min_rate == HTTP_NONE ? 0 : o->min_rate > 0 ? o->min_rate : HTTP_MIN_RATE;
+	c->rate_window_ms =
+	    o->min_rate_window_ms > 0 ? o->min_rate_window_ms : HTTP_MIN_RATE_WINDOW_MS;
 
 	rc = -ENOMEM;
 	if (!dup_opt(o->endpoint, &c->endpoint) || !dup_opt(o->ca_file, &c->ca_file) ||
@@ -852,10 +887,13 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	x->last_io = now_ms();
 	x->bytes += n;
 	if (x->streaming) {
+		int64_t t0 = x->last_io;
 		int rc = x->rq->on_data(ptr, n, x->rq->arg);
 
-		/* time spent in the reader is not the server stalling */
+		/* time spent in the reader is not the server stalling, nor
+		 * the server being slow */
 		x->last_io = now_ms();
+		x->reader_ms += x->last_io - t0;
 		if (rc != 0) {
 			x->cb_err = rc < 0 ? rc : -EIO;
 			return 0;
@@ -880,8 +918,49 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/*
+ * The rate floor at monotonic time now: true when the last window brought
+ * fewer than floor * window bytes (r->moved says how many). Otherwise
+ * lowers *wait to the next tick. Starts at the answer's first byte: the
+ * wait for it is the stall time's and the deadline's.
+ */
+static bool
+rate_below(struct xfer *x, int64_t now, int64_t *wait)
+{
+	struct rate *r = &x->rate;
+	int64_t clock = now - x->reader_ms, slice = r->window / RATE_SLICES;
+	uint64_t got = x->bytes + x->head_len;
+
+	if (r->floor <= 0 || !x->responded)
+		return false;
+	if (slice < 1)
+		slice = 1;
+	if (r->next == 0) {
+		r->at[0] = got;
+		r->ticks = 1;
+		r->next = clock + slice;
+	}
+	for (; clock >= r->next; r->next += slice) {
+		uint64_t then;
+
+		r->at[r->ticks % (RATE_SLICES + 1)] = got;
+		then = r->at[(r->ticks + 1) % (RATE_SLICES + 1)];
+		r->ticks++;
+		if (r->ticks <= RATE_SLICES)
+			continue;
+		/* a full window: from the oldest tick kept to this one */
+		r->moved = got - then;
+		if ((double)r->moved * 1000.0 < (double)r->floor * (double)(slice * RATE_SLICES))
+			return true;
+	}
+	if (r->next - clock < *wait)
+		*wait = r->next - clock;
+	return false;
+}
+
 /* Runs the attempt's transfer to its end, or until abort, stall or
- * deadline (deadline 0: none; stall 0: none): 0 with x->result, or -EINTR,
+ * deadline, or below the rate floor (deadline 0: none; stall 0: none;
+ * x->rate.floor 0: none): 0 with x->result, or -EINTR,
  * -ETIMEDOUT, -EIO. */
 static int
 transfer(struct slot *s, struct xfer *x, int64_t deadline, int64_t stall, struct http_abort *ab)
@@ -924,6 +1003,11 @@ transfer(struct slot *s, struct xfer *x, int64_t deadline, int64_t stall, struct
 			}
 			if (x->last_io + stall - now < wait)
 				wait = x->last_io + stall - now;
+		}
+		if (rate_below(x, now, &wait)) {
+			x->slow = true;
+			rc = -ETIMEDOUT;
+			break;
 		}
 		if (deadline > 0) {
 			if (now >= deadline) {
@@ -1108,6 +1192,19 @@ too_large(struct http_error *e, const struct xfer *x, curl_off_t announced)
 	            x->too_big, x->limit);
 }
 
+/* Below the rate floor: ETIMEDOUT (exit status 8), naming the floor and
+ * the bytes the last window brought. */
+static int
+too_slow(struct http_error *e, const struct rate *r)
+{
+	bool secs = r->window % 1000 == 0;
+
+	return fail(e, ETIMEDOUT,
+	            "the transfer fell below %lld bytes/s (%llu bytes in the last %lld %s)",
+	            (long long)r->floor, (unsigned long long)r->moved,
+	            (long long)(secs ? r->window / 1000 : r->window), secs ? "s" : "ms");
+}
+
 /* Whether curl gave up on a header line longer than it takes (7.88 says
  * "out of memory" with no text; 8.x "Too large response headers"): a
  * failure before any body byte, or one whose text says so. */
@@ -1160,6 +1257,10 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 	x.easy = s->easy;
 	x.rq = rq;
 	x.cap_ok = rq->max_body > 0 ? rq->max_body : c->max_body;
+	x.rate.floor = rq->min_rate == HTTP_NONE ? 0
+	               : rq->min_rate > 0        ? rq->min_rate
+	                                         : c->min_rate;
+	x.rate.window = c->rate_window_ms;
 	free(resp->body);
 	resp->body = NULL;
 	resp->len = 0;
@@ -1198,6 +1299,8 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 		rc = fail(e, EINTR, "aborted");
 	} else if (rc == -ETIMEDOUT && x.stalled) {
 		rc = fail(e, ETIMEDOUT, "no data from the server for %lld ms", (long long)stall);
+	} else if (rc == -ETIMEDOUT && x.slow) {
+		rc = too_slow(e, &x.rate);
 	} else if (rc == -ETIMEDOUT) {
 		rc = fail(e, ETIMEDOUT, "no answer within the deadline");
 	} else if (rc != 0) {

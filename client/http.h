@@ -1,7 +1,7 @@
 /*
  * The HTTP transport of libscriptum (libcurl): one client per endpoint,
  * shared by every thread; calls under a deadline, with retries, back-off
- * and a stall timeout; bearer tokens from a static value, a token file or
+ * a stall timeout and a transfer-rate floor; bearer tokens from a static value, a token file or
  * OAuth client credentials; every failure reduced to an errno and a line of
  * text. Nothing here knows the API's calls: the caller gives a method, a
  * path and a body, and gets bytes back.
@@ -43,6 +43,12 @@
 #define HTTP_MAX_BODY           ((size_t)64 << 20)
 #define HTTP_MAX_IDLE           16
 #define HTTP_TOKEN_MARGIN_MS    ((int64_t)30000)
+/* The rate floor: an answer that brings fewer than HTTP_MIN_RATE bytes/s
+ * over HTTP_MIN_RATE_WINDOW_MS fails. A real gateway is far faster; a
+ * server trickling a byte now and then to keep the stall time quiet is
+ * not. */
+#define HTTP_MIN_RATE           ((int64_t)1024)
+#define HTTP_MIN_RATE_WINDOW_MS ((int64_t)30000)
 
 struct http_client;
 struct http_abort;
@@ -77,10 +83,16 @@ struct http_options {
 	size_t max_body;         /* largest buffered response */
 	unsigned max_idle;       /* idle connections kept for reuse */
 	int64_t token_margin_ms; /* refresh an OAuth token this long before it expires */
+	/* An answer bringing fewer than min_rate bytes/s over any
+	 * min_rate_window_ms fails with -ETIMEDOUT. 0: the defaults;
+	 * min_rate HTTP_NONE: no floor. */
+	int64_t min_rate;
+	int64_t min_rate_window_ms;
 };
 
 /* Fills *o from a resolved configuration: endpoint, credentials, org,
- * ca_file, timeout (as deadline_ms). Other fields are zeroed. The strings
+ * ca_file, timeout (as deadline_ms), min_rate and its window (a
+ * configured 0 as HTTP_NONE). Other fields are zeroed. The strings
  * are borrowed from cfg, which must outlive the http_client_new() call. */
 void http_options_from_config(struct http_options *o, const struct config *cfg);
 
@@ -129,6 +141,7 @@ struct http_request {
 	unsigned flags;           /* HTTP_IDEMPOTENT, HTTP_NO_RETRY, HTTP_NO_AUTH */
 	int64_t deadline_ms;      /* 0: the client's; HTTP_NONE: none (and no retry back-off cap) */
 	int64_t stall_ms;         /* 0: the client's; HTTP_NONE: may idle forever */
+	int64_t min_rate;         /* 0: the client's floor; HTTP_NONE: none (a watch) */
 	http_data_fn on_data;     /* set: a 2xx body is streamed here, not buffered */
 	void *arg;                /* on_data's */
 	size_t max_body;          /* 0: the client's max_body */
@@ -161,7 +174,8 @@ struct http_error {
  * Performs a call: attempts, retries and back-off within the deadline.
  * Returns 0 for a 2xx answer (resp holds it), or -errno and *err: from the
  * status and error body (errmap: -ENOENT, -EACCES, -EAGAIN once retries are
- * spent, ...), -ETIMEDOUT (deadline or stall), -EIO (no connection, a body
+ * spent, ...), -ETIMEDOUT (deadline, stall, or below the rate floor: "the
+ * transfer fell below R bytes/s (N bytes in the last W s)"), -EIO (no connection, a body
  * cut short, TLS), -EINTR (http_abort()), -EMSGSIZE (an answer too
  * large: a body over max_body, headers over 256 KiB, one header line over
  * curl's 100 KiB; the message says "the server's answer is too large (N

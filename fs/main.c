@@ -45,6 +45,8 @@ struct opts {
 	char *mem_cache;
 	char *running_ttl;
 	char *timeout;
+	char *min_rate;
+	char *min_rate_window;
 	char *inode_limit;
 	char *source; /* the first of two words: a profile name or an endpoint URL */
 	int nonopts;
@@ -70,6 +72,8 @@ static const struct fuse_opt opt_spec[] = {
     OPT("mem_cache=%s", mem_cache),
     OPT("running_ttl=%s", running_ttl),
     OPT("timeout=%s", timeout),
+    OPT("min_rate=%s", min_rate),
+    OPT("min_rate_window=%s", min_rate_window),
     OPT("inode_limit=%s", inode_limit),
     OPT("load_env", load_env),
     OPT("--version", show_version),
@@ -117,6 +121,9 @@ usage(const char *prog)
 	       "    -o mem_cache=BYTES     thread metadata kept in memory (64M)\n"
 	       "    -o running_ttl=DUR     freshness of a running thread's files (1s)\n"
 	       "    -o timeout=DUR         deadline of one API call (30s)\n"
+	       "    -o min_rate=BYTES/S    a download slower than this over the window\n"
+	       "                           fails (1KiB; 0: no floor)\n"
+	       "    -o min_rate_window=DUR the window of min_rate (30s)\n"
 	       "    -o inode_limit=N       threads the kernel is let keep before old ones are "
 	       "dropped (100000)\n"
 	       "    -o load_env            start threads with the tenant's environment\n"
@@ -380,6 +387,8 @@ main(int argc, char *argv[])
 	ov.org_name = o.org_name;
 	ov.config_path = o.config;
 	ov.timeout = o.timeout;
+	ov.min_rate = o.min_rate;
+	ov.min_rate_window = o.min_rate_window;
 	if (config_resolve(&ov, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scriptumfs: %s\n", err);
 		goto err_out1;
@@ -493,6 +502,8 @@ err_out1:
 	free(o.mem_cache);
 	free(o.running_ttl);
 	free(o.timeout);
+	free(o.min_rate);
+	free(o.min_rate_window);
 	free(o.inode_limit);
 	free(o.source);
 	return ret;

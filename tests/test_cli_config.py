@@ -229,3 +229,25 @@ def test_health_needs_no_token_from_anywhere(emu, tmp_path):
     res = scriptum(emu, "-o", "json", "health", token=None)
     assert res.rc == 0, res.err
     assert json.loads(res.out)["status"] == "SERVING"
+
+
+@pytest.mark.timeout(60)
+def test_a_profiles_min_rate_and_window_hold_a_trickling_stream_to_the_floor(emu, tmp_path):
+    h = tmp_path / "floor-home"
+    h.mkdir()
+    write_config(h, f"""profile: slowfloor
+profiles:
+  slowfloor:
+    endpoint: {emu.url}
+    token: {TOKEN}
+    min_rate: 64KiB
+    min_rate_window: 2s
+""")
+    tid = emu.seed("echo", outputBytes=2 << 20)[0]
+    emu.faults(trickleAfterBytes=100000, trickleMs=100, match="/result/stream")
+    try:
+        res = run(emu, h, "thread", "result", tid, "--save", str(tmp_path / "out"), timeout=30)
+    finally:
+        emu.clear_faults()
+    assert res.rc == 8, (res.rc, res.err)
+    assert "fell below 65536 bytes/s" in res.err and "in the last 2 s" in res.err, res.err

@@ -8,11 +8,12 @@ never holds the token."""
 import json
 import re
 import socket
+import threading
 import time
 
 import pytest
 
-from harness import (MiB, assert_same_message, file_sha256, get_canonical, list_all_canonical, raw_output_sha256,
+from harness import (CLIProcess, MiB, assert_same_message, file_sha256, get_canonical, list_all_canonical, raw_output_sha256,
                      scriptum, wait_for_status)
 
 pytestmark = pytest.mark.timeout(90)
@@ -351,6 +352,81 @@ def test_a_stalled_result_stream_fails_and_leaves_no_output_json(emu, tmp_path):
     assert time.monotonic() - t0 < 40
     assert not (d / "output.json").exists()
     assert "StreamThreadResult" in res.err and tid in res.err
+
+
+# ---- the transfer-rate floor ----
+
+FLOOR = ("--min-rate", "64KiB", "--min-rate-window", "2s")
+BELOW = re.compile(r"the transfer fell below 65536 bytes/s \((\d+) bytes in the last 2 s\)")
+
+
+@pytest.mark.timeout(60)
+def test_a_trickling_result_stream_fails_within_the_floors_window_exit_8(emu, tmp_path):
+    tid = emu.seed("echo", outputBytes=2 * MiB)[0]
+    emu.faults(trickleAfterBytes=100000, trickleMs=100, match="/result/stream")
+    d = tmp_path / "save"
+    t0 = time.monotonic()
+    try:
+        res = scriptum(emu, *FLOOR, "thread", "result", tid, "--save", str(d), timeout=30)
+    finally:
+        emu.clear_faults()
+    took = time.monotonic() - t0
+    assert res.rc == 8, (res.rc, res.err)
+    assert took < 15, f"a trickle took {took:.1f} s to fail"
+    m = BELOW.search(res.err)
+    assert m, res.err
+    assert int(m.group(1)) < 65536 * 2  # the bytes it saw are named, and few
+    assert f"StreamThreadResult {tid}" in res.err
+    assert not (d / "output.json").exists()
+
+
+@pytest.mark.timeout(60)
+def test_the_floor_from_the_environment_applies_and_0_turns_it_off(emu, tmp_path):
+    tid = emu.seed("echo", outputBytes=2 * MiB)[0]
+    emu.faults(trickleAfterBytes=100000, trickleMs=100, match="/result/stream")
+    try:
+        res = scriptum(emu, "thread", "result", tid, "--save", str(tmp_path / "a"), timeout=30,
+                       env={"SCRIPTUM_MIN_RATE": "65536", "SCRIPTUM_MIN_RATE_WINDOW": "2s"})
+        assert res.rc == 8 and BELOW.search(res.err), (res.rc, res.err)
+        # off: a trickle of 3 s (then the fault goes) is waited out
+        timer = threading.Timer(3.0, emu.clear_faults)
+        timer.start()
+        t0 = time.monotonic()
+        res = scriptum(emu, "--min-rate", "0", "--min-rate-window", "1s", "thread", "result",
+                       tid, "--save", str(tmp_path / "b"), timeout=30,
+                       env={"SCRIPTUM_MIN_RATE": "65536"})
+        timer.join()
+    finally:
+        emu.clear_faults()
+    assert res.rc == 0, res.err
+    assert time.monotonic() - t0 >= 2.5
+    assert file_sha256(tmp_path / "b" / "output.json") == raw_output_sha256(emu, tid)
+
+
+@pytest.mark.timeout(120)
+def test_a_large_save_with_a_floor_set_succeeds(emu, tmp_path):
+    tid = emu.seed("echo", outputBytes=16 * MiB)[0]
+    res = scriptum(emu, *FLOOR, "thread", "result", tid, "--save", str(tmp_path), timeout=100)
+    assert res.rc == 0, res.err
+    assert file_sha256(tmp_path / "output.json") == raw_output_sha256(emu, tid)
+
+
+@pytest.mark.timeout(60)
+def test_a_watch_idle_between_events_is_not_cut_by_the_floor(emu):
+    tid = emu.post("/threads", {"scriptName": "nightly"})["threadId"]
+    wait_for_status(emu, tid, {"running"})
+    w = CLIProcess(emu, "--min-rate", "1MiB", "--min-rate-window", "1s", "thread", "watch", tid)
+    try:
+        w.wait_for_line(lambda l: l.strip() != "", timeout=15, what="the first event")
+        time.sleep(5)  # five windows with no byte at all
+        assert w.proc.poll() is None, w.stderr_text()
+        # a call is logged as it ends: the one watch is still open (the
+        # CLI would fall back to polling GetThread, quietly, were it cut)
+        assert calls(emu, "WatchThread") == 0, emu.requests_log()
+        assert "fell below" not in w.stderr_text()
+    finally:
+        w.kill()
+        emu.post(f"/threads/{tid}/cancel", {})
 
 
 # ---- cancel of finished threads, resume with a wrong answer ----

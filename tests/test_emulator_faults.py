@@ -1,7 +1,7 @@
 """POST /_emulator/faults: each fault does what it says and only where it
 is told to (latency, error rate and status, a burst of N errors, a body
 that is not JSON, Retry-After, a stream cut, ended by an error item, or
-stalled, listings that page for ever or repeat ids, a path match), clearing restores normal service, and the control
+stalled or trickled, listings that page for ever or repeat ids, a path match), clearing restores normal service, and the control
 calls are never faulted. Each test has an emulator of its own."""
 
 import base64
@@ -341,6 +341,29 @@ def test_a_stall_ends_early_when_the_faults_are_cleared(emu, big):
         emu.clear_faults()
         rest = s.read_all()
     messages, _ = parse_stream(bytes(head) + rest)
+    assert chunks_bytes(messages) == big[1]
+
+
+@pytest.mark.timeout(60)
+def test_trickle_sends_one_byte_per_interval_then_clearing_ends_it(emu, big):
+    emu.faults(trickleAfterBytes=2000, trickleMs=100)
+    with raw_stream(emu, f"/threads/{big[0]}/result/stream") as s:
+        head = bytearray()
+        while len(head) < 2000:
+            head += s.read_some()
+        assert len(head) == 2000  # full speed up to there
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.0:
+            try:
+                head += s.read_some(timeout=0.3)
+            except (socket.timeout, TimeoutError):
+                pass
+        # about ten bytes in a second: a trickle, neither a stall nor a flood
+        assert 2003 <= len(head) <= 2000 + 20
+        emu.clear_faults()
+        rest = s.read_all()
+    messages, error = parse_stream(bytes(head) + rest)
+    assert error is None
     assert chunks_bytes(messages) == big[1]
 
 

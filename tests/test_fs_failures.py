@@ -10,6 +10,7 @@ allowed in; SIGTERM and SIGINT unmount cleanly."""
 import errno
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -123,6 +124,60 @@ def test_a_stalled_stream_fails_within_a_deadline(emu, fs, size):
     finally:
         emu.clear_faults()
     assert file_sha256(path) == raw_output_sha256(emu, tid)
+
+
+FLOOR = ["min_rate=65536", "min_rate_window=2s"]
+
+
+@pytest.mark.timeout(180)
+def test_a_trickling_stream_fails_at_the_rate_floor_and_a_fast_one_reads(emu, mount_fs):
+    """-o min_rate, min_rate_window: a 16 MiB output reads whole with the
+    floor set; a trickle (a byte every 100 ms, which keeps the 20 s no-data
+    watchdog quiet) is EIO within a few windows, with the rate it saw in
+    .scriptumfs/errors; once the server is fast again the file reads."""
+    fs = mount_fs(emu, options=FLOOR)
+    fast, slow = emu.seed("echo", count=2, outputBytes=16 * MiB)
+    assert file_sha256(fs.thread(fast, "output.json")) == raw_output_sha256(emu, fast)
+    path = fs.thread(slow, "output.json")
+    os.stat(path)
+    emu.faults(trickleAfterBytes=MiB, trickleMs=100, match="/result/stream")
+    try:
+        res, took = timed_cmd(["cat", path], timeout=60)
+        assert res.returncode != 0, "cat of a trickling stream succeeded"
+        assert "Input/output error" in res.stderr, res.stderr
+        assert took < 20, f"a trickling read took {took:.0f} s to fail"
+    finally:
+        emu.clear_faults()
+    text = read(fs(".scriptumfs", "errors")).decode()
+    assert any(f"StreamThreadResult {slow}" in l and "fell below 65536 bytes/s" in l and
+               "in the last 2 s" in l for l in text.splitlines()), text
+    assert file_sha256(path) == raw_output_sha256(emu, slow)
+
+
+@pytest.mark.timeout(60)
+def test_tail_f_of_events_is_not_cut_by_the_rate_floor(emu, mount_fs):
+    """A watch is idle between events: the floor is not for it. One
+    WatchThread call lasts the five windows, and the cancel shows."""
+    fs = mount_fs(emu, options=["min_rate=1048576", "min_rate_window=1s"])
+    tid = emu.post("/threads", {"scriptName": "nightly"})["threadId"]
+    emu.wait_status(tid, {"running"})
+    emu.reset_requests()
+    p = subprocess.Popen(["tail", "-n", "+1", "-f", fs.thread(tid, "events")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(5)  # five windows: the snapshot, then nothing
+        assert p.poll() is None, p.stderr.read().decode(errors="replace")
+        emu.post(f"/threads/{tid}/cancel", {})
+        # a call is logged as it ends: the watch, once, at the final status
+        wait_until(lambda: emu.requests_log()["byCall"].get("WatchThread", 0) >= 1,
+                   timeout=10, what="the watch's end")
+        time.sleep(0.5)
+        assert emu.requests_log()["byCall"]["WatchThread"] == 1
+    finally:
+        p.kill()
+        out, err = p.communicate(timeout=10)
+    assert b"SNAPSHOT" in out and b"CANCELLED" in out, (out, err)
+    assert "fell below" not in read(fs(".scriptumfs", "errors")).decode()
 
 
 def stat_of(fs, key):

@@ -21,8 +21,8 @@ static struct {
 	int error_status;
 	int error_text;
 	int retry_after;
-	int64_t cut_after, error_after, stall_after;
-	int stall_ms;
+	int64_t cut_after, error_after, stall_after, trickle_after;
+	int stall_ms, trickle_ms;
 	int page_repeat, page_empty, page_dups;
 	char *match;
 	unsigned generation;
@@ -32,6 +32,7 @@ static struct {
         .cut_after = -1,
         .error_after = -1,
         .stall_after = -1,
+        .trickle_after = -1,
         .rng = 88172645463325252ULL};
 
 static int
@@ -70,13 +71,14 @@ get_bool(const json_t *body, const char *key, int *out, char *err, size_t errlen
 int
 faults_set(const json_t *body, char *err, size_t errlen)
 {
-	double latency, rate, count, status, retry, cut, eafter, safter, sms;
+	double latency, rate, count, status, retry, cut, eafter, safter, sms, tafter, tms;
 	const json_t *match = json_object_get(body, "match");
 	const json_t *text = json_object_get(body, "errorBody");
 	const char *known[] = {
-	    "latencyMs",  "errorRate",       "errorStatus",       "errorCount",      "errorBody",
-	    "retryAfter", "cutAfterBytes",   "errorAfterBytes",   "stallAfterBytes", "stallMs",
-	    "match",      "pageTokenRepeat", "emptyPagesForever", "duplicateIds"};
+	    "latencyMs",       "errorRate",       "errorStatus",       "errorCount",
+	    "errorBody",       "retryAfter",      "cutAfterBytes",     "errorAfterBytes",
+	    "stallAfterBytes", "stallMs",         "trickleAfterBytes", "trickleMs",
+	    "match",           "pageTokenRepeat", "emptyPagesForever", "duplicateIds"};
 	int repeat, empty, dups;
 	const char *key;
 	json_t *val;
@@ -106,6 +108,8 @@ faults_set(const json_t *body, char *err, size_t errlen)
 	    get_num(body, "errorAfterBytes", 0, 1e15, -1, &eafter, err, errlen) ||
 	    get_num(body, "stallAfterBytes", 0, 1e15, -1, &safter, err, errlen) ||
 	    get_num(body, "stallMs", 0, 600000, 0, &sms, err, errlen) ||
+	    get_num(body, "trickleAfterBytes", 0, 1e15, -1, &tafter, err, errlen) ||
+	    get_num(body, "trickleMs", 1, 60000, 100, &tms, err, errlen) ||
 	    get_bool(body, "pageTokenRepeat", &repeat, err, errlen) ||
 	    get_bool(body, "emptyPagesForever", &empty, err, errlen) ||
 	    get_bool(body, "duplicateIds", &dups, err, errlen))
@@ -137,6 +141,8 @@ faults_set(const json_t *body, char *err, size_t errlen)
 	fl.error_after = (int64_t)eafter;
 	fl.stall_after = (int64_t)safter;
 	fl.stall_ms = (int)sms;
+	fl.trickle_after = (int64_t)tafter;
+	fl.trickle_ms = (int)tms;
 	fl.page_repeat = repeat;
 	fl.page_empty = empty;
 	fl.page_dups = dups;
@@ -162,7 +168,7 @@ void
 faults_none(struct faults *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->cut_after = out->error_after = out->stall_after = -1;
+	out->cut_after = out->error_after = out->stall_after = out->trickle_after = -1;
 }
 
 void
@@ -195,6 +201,8 @@ faults_for(const char *path, struct faults *out)
 	out->error_after = fl.error_after;
 	out->stall_after = fl.stall_after;
 	out->stall_ms = fl.stall_ms;
+	out->trickle_after = fl.trickle_after;
+	out->trickle_ms = fl.trickle_ms;
 	out->page_repeat = fl.page_repeat;
 	out->page_empty = fl.page_empty;
 	out->page_dups = fl.page_dups;

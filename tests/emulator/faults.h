@@ -1,6 +1,7 @@
 /*
  * Fault injection for tests (POST /_emulator/faults): latency, a rate of
- * error responses, streams cut, ended by an error line, or stalled, and
+ * error responses, streams cut, ended by an error line, stalled or
+ * trickled (one byte at a time, slowly), and
  * listings that page for ever or repeat ids. Faults apply to the API
  * (/v1/...), never to the /_emulator/ control calls.
  */
@@ -13,14 +14,16 @@
 
 struct faults {
 	int latency_ms;
-	int error_status;    /* HTTP status of injected errors; 0 = none */
-	int error_text;      /* answer with a body that is not JSON, as a proxy would */
-	int retry_after;     /* seconds, sent as Retry-After; 0 = none */
-	int64_t cut_after;   /* streams: close the connection after N body bytes; -1 = never */
-	int64_t error_after; /* streams: an {"error"} line after N bytes; -1 = never */
-	int64_t stall_after; /* streams: stop sending after N bytes ... */
-	int stall_ms;        /* ... for this long */
-	int page_repeat;     /* listings: nextPageToken always the same token */
+	int error_status;      /* HTTP status of injected errors; 0 = none */
+	int error_text;        /* answer with a body that is not JSON, as a proxy would */
+	int retry_after;       /* seconds, sent as Retry-After; 0 = none */
+	int64_t cut_after;     /* streams: close the connection after N body bytes; -1 = never */
+	int64_t error_after;   /* streams: an {"error"} line after N bytes; -1 = never */
+	int64_t stall_after;   /* streams: stop sending after N bytes ... */
+	int stall_ms;          /* ... for this long */
+	int64_t trickle_after; /* streams: past N body bytes, one byte ... */
+	int trickle_ms;        /* ... every this many ms; -1 after = never */
+	int page_repeat;       /* listings: nextPageToken always the same token */
 	int page_empty;      /* listings: past the first page, empty pages, each with a new token */
 	int page_dups;       /* listings: each page repeats ids of its own and of the page before */
 	unsigned generation; /* changes whenever faults are set */

@@ -536,6 +536,26 @@ stall(struct stream *s)
 	return 0;
 }
 
+/* Waits one trickle interval. 0 to send one more byte, 1 when the
+ * faults changed (the trickle is over), -1 when the client went. A
+ * trickle is bounded by the stream: its bytes run out, or its client. */
+static int
+trickle_wait(struct stream *s)
+{
+	struct timespec ts = {0, 20 * 1000000};
+
+	for (int waited = 0; waited < s->f.trickle_ms; waited += 20) {
+		if (faults_generation() != s->f.generation || store_stopping())
+			return 1;
+		if (client_gone(s))
+			return -1;
+		if (s->f.trickle_ms - waited < 20)
+			ts.tv_nsec = (long)(s->f.trickle_ms - waited) * 1000000;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 /* Fills out with the next bytes of the stream; the reader of MHD. */
 static ssize_t
 stream_fill(struct stream *s, char *out, size_t max)
@@ -585,6 +605,20 @@ stream_fill(struct stream *s, char *out, size_t max)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 		} else if (s->sent + n > (uint64_t)s->f.stall_after) {
 			n = (size_t)((uint64_t)s->f.stall_after - s->sent);
+		}
+	}
+	if (s->f.trickle_after >= 0) {
+		if (s->sent >= (uint64_t)s->f.trickle_after) {
+			int w = trickle_wait(s);
+
+			if (w < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			if (w == 0)
+				n = 1;
+			else
+				s->f.trickle_after = -1;
+		} else if (s->sent + n > (uint64_t)s->f.trickle_after) {
+			n = (size_t)((uint64_t)s->f.trickle_after - s->sent);
 		}
 	}
 	memcpy(out, s->buf + s->pos, n);

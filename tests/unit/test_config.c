@@ -1061,6 +1061,88 @@ test_zero_or_bad_timeout_flag_rejected(void **state)
 	assert_contains(fx->err, "timeout flag");
 }
 
+/* ---- the rate floor ---- */
+
+static void
+test_rate_parses_units_and_rejects_garbage(void **state)
+{
+	static const char *const bad[] = {"", "-1", "1.5k", "fast", "64 KiB", "1G", "1KiB/m"};
+	int64_t v = -2;
+
+	(void)state;
+	assert_int_equal(config_parse_rate("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(config_parse_rate("1024", &v), 0);
+	assert_int_equal(v, 1024);
+	assert_int_equal(config_parse_rate("64KiB", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(config_parse_rate("64k", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(config_parse_rate("1MiB/s", &v), 0);
+	assert_int_equal(v, 1048576);
+	assert_int_equal(config_parse_rate("512B/s", &v), 0);
+	assert_int_equal(v, 512);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(config_parse_rate(bad[i], &v), -EINVAL);
+	assert_int_equal(config_parse_rate("99999999999999999999", &v), -EINVAL);
+}
+
+static void
+test_min_rate_from_flag_env_file_and_0_kept_apart_from_unset(void **state)
+{
+	struct fixture *fx = *state;
+	struct config_overrides ov = overrides(fx);
+	struct config *c;
+	char *text;
+
+	c = resolve_ok(fx, &ov);
+	assert_int_equal(c->min_rate, -1);
+	assert_int_equal(c->min_rate_window_ms, 0);
+	config_free(c);
+
+	write_config(fx, 0600,
+	             "profile: p\nprofiles:\n  p:\n    min_rate: 4KiB\n    min_rate_window: 10s\n");
+	c = resolve_ok(fx, &ov);
+	assert_int_equal(c->min_rate, 4096);
+	assert_int_equal(c->min_rate_window_ms, 10000);
+	assert_int_equal(c->source[CONFIG_MIN_RATE], CONFIG_SRC_FILE);
+	text = config_render(c);
+	assert_contains(text, "min_rate: 4096 (file, profile p)\n");
+	assert_contains(text, "min_rate_window: 10s (file, profile p)\n");
+	free(text);
+	config_free(c);
+
+	env_set(fx, "SCRIPTUM_MIN_RATE", "0");
+	c = resolve_ok(fx, &ov);
+	assert_int_equal(c->min_rate, 0); /* no floor, not the default */
+	assert_string_equal(c->env_var[CONFIG_MIN_RATE], "SCRIPTUM_MIN_RATE");
+	config_free(c);
+
+	ov.min_rate = "1MiB";
+	ov.min_rate_window = "2s";
+	c = resolve_ok(fx, &ov);
+	assert_int_equal(c->min_rate, 1048576);
+	assert_int_equal(c->min_rate_window_ms, 2000);
+	assert_int_equal(c->source[CONFIG_MIN_RATE_WINDOW], CONFIG_SRC_FLAG);
+	config_free(c);
+}
+
+static void
+test_bad_min_rate_or_window_rejected(void **state)
+{
+	struct fixture *fx = *state;
+	struct config_overrides ov = overrides(fx);
+
+	ov.min_rate = "fast";
+	resolve_fails(fx, &ov, -EINVAL);
+	assert_contains(fx->err, "min_rate flag");
+	assert_contains(fx->err, "not a rate in bytes/s");
+	ov.min_rate = NULL;
+	ov.min_rate_window = "500ms";
+	resolve_fails(fx, &ov, -EINVAL);
+	assert_contains(fx->err, "at least 1s");
+}
+
 /* ---- rendering ---- */
 
 static void
@@ -1221,6 +1303,9 @@ main(void)
 	    T(test_unknown_keys_are_warnings_not_errors),
 	    T(test_bad_timeout_in_file_reports_line),
 	    T(test_zero_or_bad_timeout_flag_rejected),
+	    T(test_rate_parses_units_and_rejects_garbage),
+	    T(test_min_rate_from_flag_env_file_and_0_kept_apart_from_unset),
+	    T(test_bad_min_rate_or_window_rejected),
 	    T(test_render_never_shows_the_token),
 	    T(test_render_shows_each_field_with_its_source),
 	    T(test_real_environment_is_read_by_default),

@@ -597,6 +597,129 @@ test_stalled_stream_is_aborted_after_the_stall_time(void **state)
 	http_response_clear(&r);
 }
 
+/* ---- the rate floor ---- */
+
+/* A client of fx's emulator with a floor of 64 KiB/s over 1 s. */
+static struct http_client *
+floor_client(const struct fx *fx)
+{
+	struct http_options o = opts(fx);
+
+	o.min_rate = 65536;
+	o.min_rate_window_ms = 1000;
+	return client(&o);
+}
+
+static void
+test_a_trickling_stream_fails_below_the_rate_floor(void **state)
+{
+	struct fx *fx = *state;
+	struct http_client *c = floor_client(fx);
+	struct http_request rq;
+	struct http_response r = {0};
+	struct http_error e;
+	struct sink s = {0};
+	char id[64], path[256];
+	int64_t t0, dt;
+
+	emu_seed(fx->emu, "fanout", 300000, id, sizeof(id));
+	/* a byte every 50 ms: never silent for the stall time */
+	emu_faults(fx->emu, "{\"trickleAfterBytes\": 1000, \"trickleMs\": 50, "
+	                    "\"match\": \"/result/stream\"}");
+	stream_req(&rq, path, sizeof(path), id, &s);
+	rq.deadline_ms = HTTP_NONE;
+	rq.stall_ms = 5000;
+	t0 = emu_now_ms();
+	assert_int_equal(http_do(c, &rq, &r, &e), -ETIMEDOUT);
+	dt = emu_now_ms() - t0;
+	assert_true(dt >= 900 && dt < 3000);
+	assert_int_equal(e.err, ETIMEDOUT);
+	assert_int_equal(e.exit_code, 8);
+	assert_non_null(strstr(e.message, "the transfer fell below 65536 bytes/s ("));
+	assert_non_null(strstr(e.message, " bytes in the last 1 s)"));
+	assert_true(s.bytes >= 1000 && s.bytes < 1100);
+	assert_int_equal(r.attempts, 1);
+	http_response_clear(&r);
+	http_client_free(c);
+}
+
+static void
+test_no_floor_for_a_request_that_asks_for_none(void **state)
+{
+	struct fx *fx = *state;
+	struct http_client *c = floor_client(fx);
+	struct http_request rq;
+	struct http_response r = {0};
+	struct http_error e;
+	struct sink s = {0};
+	char id[64], path[256];
+
+	/* some 400 bytes past the first 1000, at 200 bytes/s */
+	emu_seed(fx->emu, "fanout", 1000, id, sizeof(id));
+	emu_faults(fx->emu, "{\"trickleAfterBytes\": 1000, \"trickleMs\": 5, "
+	                    "\"match\": \"/result/stream\"}");
+	stream_req(&rq, path, sizeof(path), id, &s);
+	rq.min_rate = HTTP_NONE;
+	assert_int_equal(http_do(c, &rq, &r, &e), 0);
+	assert_true(s.bytes > 1000);
+	http_response_clear(&r);
+	http_client_free(c);
+}
+
+/* A reader slower than the floor: 200 ms a call, as the mount's ring
+ * waits for a slow reader, or a pipe for a pager. */
+static int
+slow_reader(const void *buf, size_t len, void *arg)
+{
+	struct timespec ts = {0, 200000000};
+
+	nanosleep(&ts, NULL);
+	return sink_data(buf, len, arg);
+}
+
+static void
+test_a_slow_reader_is_not_the_server_below_the_floor(void **state)
+{
+	struct fx *fx = *state;
+	struct http_options o = opts(fx);
+	struct http_client *c;
+	struct http_request rq;
+	struct http_response r = {0};
+	struct http_error e;
+	struct sink s = {0};
+	char id[64], path[256];
+
+	o.min_rate = 4 << 20;
+	o.min_rate_window_ms = 1000;
+	c = client(&o);
+	emu_seed(fx->emu, "fanout", 1 << 20, id, sizeof(id));
+	stream_req(&rq, path, sizeof(path), id, &s);
+	rq.on_data = slow_reader;
+	assert_int_equal(http_do(c, &rq, &r, &e), 0);
+	assert_true(s.bytes > 1 << 20);
+	http_response_clear(&r);
+	http_client_free(c);
+}
+
+static void
+test_a_configured_0_is_no_floor_and_unset_the_default(void **state)
+{
+	struct config cfg = {.endpoint = "http://127.0.0.1:1", .min_rate = 0};
+	struct http_options o;
+
+	(void)state;
+	http_options_from_config(&o, &cfg);
+	assert_int_equal(o.min_rate, HTTP_NONE);
+	cfg.min_rate = -1;
+	cfg.min_rate_window_ms = 2000;
+	http_options_from_config(&o, &cfg);
+	assert_int_equal(o.min_rate, 0);
+	assert_int_equal(o.min_rate_window_ms, 2000);
+	cfg.min_rate = 65536;
+	http_options_from_config(&o, &cfg);
+	assert_int_equal(o.min_rate, 65536);
+}
+
 static void
 test_cut_stream_is_an_error(void **state)
 {
@@ -1358,6 +1481,10 @@ main(void)
 	    T(test_stream_goes_to_the_callback),
 	    T(test_callback_error_stops_the_transfer),
 	    T(test_stalled_stream_is_aborted_after_the_stall_time),
+	    T(test_a_trickling_stream_fails_below_the_rate_floor),
+	    T(test_no_floor_for_a_request_that_asks_for_none),
+	    T(test_a_slow_reader_is_not_the_server_below_the_floor),
+	    cmocka_unit_test(test_a_configured_0_is_no_floor_and_unset_the_default),
 	    T(test_cut_stream_is_an_error),
 	    T(test_buffered_body_over_the_cap_is_emsgsize),
 	    T(test_abort_ends_a_stalled_transfer_at_once),
