@@ -18,6 +18,7 @@
 
 struct api {
 	struct http_client *http;
+	struct http_abort *abort; /* borrowed: for calls given none (api_set_abort) */
 };
 
 int
@@ -44,6 +45,12 @@ api_free(struct api *a)
 		return;
 	http_client_free(a->http);
 	free(a);
+}
+
+void
+api_set_abort(struct api *a, struct http_abort *abort)
+{
+	a->abort = abort;
 }
 
 struct http_client *
@@ -186,7 +193,8 @@ static int
 unary(struct api *a, const char *call, const char *method, const char *path, const json_t *body,
       unsigned flags, json_t **out, struct http_error *e)
 {
-	struct http_request rq = {.call = call, .method = method, .path = path, .flags = flags};
+	struct http_request rq = {
+	    .call = call, .method = method, .path = path, .flags = flags, .abort = a->abort};
 	struct http_response resp = {0};
 	json_error_t jerr;
 	char *text = NULL;
@@ -783,7 +791,7 @@ run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms,
 	    .accept = "application/x-ndjson, application/json, text/event-stream",
 	    .on_data = on_bytes,
 	    .arg = s,
-	    .abort = abort,
+	    .abort = abort != NULL ? abort : a->abort,
 	    .stall_ms = stall_ms,
 	    .deadline_ms = HTTP_NONE, /* a stream lasts as long as it has bytes to give */
 	};

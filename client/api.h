@@ -44,6 +44,14 @@ struct api;
 int api_new(const struct http_options *o, struct api **out, char *err, size_t errlen);
 void api_free(struct api *a); /* NULL is fine; no call may be in progress */
 
+/*
+ * The abort handle of every call given none (the unary calls, and streams
+ * passed a NULL abort): fired, they end with -EINTR, in a transfer or a
+ * back-off wait. Borrowed; set it before the first call, and keep it
+ * until api_free(). NULL (the default): such calls run to their deadline.
+ */
+void api_set_abort(struct api *a, struct http_abort *abort);
+
 /* The transport underneath, for its counters. Owned by a. */
 struct http_client *api_http(struct api *a);
 
@@ -105,9 +113,10 @@ int api_list_versions(struct api *a, const char *name, struct model_version_list
 /*
  * Streams. Each message is passed to fn, borrowed for the call; fn returns
  * 0 to go on or a -errno that ends the call with that error (e->message
- * then names the errno; the callback's owner knows the rest). abort (may be NULL) ends the call
- * from another thread with -EINTR. stall_ms: a stream silent for this long fails with -ETIMEDOUT
- * (0: the transport's default; HTTP_NONE: a watch may idle for ever).
+ * then names the errno; the callback's owner knows the rest). abort ends
+ * the call from another thread with -EINTR (NULL: api_set_abort()'s). stall_ms: a stream silent for
+ * this long fails with -ETIMEDOUT (0: the transport's default; HTTP_NONE: a watch may idle for
+ * ever).
  */
 typedef int (*api_event_fn)(const struct model_event *ev, void *arg);
 typedef int (*api_result_fn)(const struct model_result_msg *m, void *arg);

@@ -1421,6 +1421,73 @@ test_watch_aborted_from_another_thread_is_eintr_at_once(void **state)
 	assert_string_equal(fx->seen.trace, "STATUS:running ");
 }
 
+/* A unary call waiting for an answer the server holds back: its headers
+ * came, the body never does, well inside the client's 5 s deadline. */
+static void
+test_get_thread_aborted_from_another_thread_is_eintr_at_once(void **state)
+{
+	struct fx *fx = *state;
+	struct later l = {.ms = 200};
+	struct model_thread t;
+	pthread_t th;
+	int64_t t0, took;
+	int rc;
+
+	fx->hold = true;
+	serve(fx, reply_short(JSON, "{\"threadId\": ", 100));
+	assert_non_null(fx->abort = http_abort_new());
+	api_set_abort(fx->a, fx->abort);
+	l.abort = fx->abort;
+	t0 = emu_now_ms();
+	assert_int_equal(pthread_create(&th, NULL, abort_later, &l), 0);
+	rc = api_get_thread(fx->a, "th_1", &t, &fx->e);
+	took = emu_now_ms() - t0;
+	pthread_join(th, NULL);
+	assert_int_equal(rc, -EINTR);
+	assert_int_equal(fx->e.err, EINTR);
+	assert_string_equal(fx->e.call, "GetThread th_1");
+	assert_true(took >= 150);
+	assert_true(took < 1000);
+	/* and every later call at once, a stream given no handle of its own too */
+	t0 = emu_now_ms();
+	assert_int_equal(
+	    api_list_threads(fx->a, &(struct api_list){0}, &(struct model_thread_list){0}, &fx->e),
+	    -EINTR);
+	assert_int_equal(api_stream_result(fx->a, "th_1", 0, on_result, &fx->seen, NULL, &fx->e),
+	                 -EINTR);
+	assert_true(emu_now_ms() - t0 < 100);
+}
+
+/* The wait before a retry: the server said Retry-After: 3. */
+static void
+test_a_back_off_wait_aborted_is_eintr_at_once(void **state)
+{
+	struct fx *fx = *state;
+	struct later l = {.ms = 200};
+	struct model_thread t;
+	pthread_t th;
+	int64_t t0, took;
+	int rc;
+	char *busy = strdup("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+	                    "Retry-After: 3\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+
+	assert_non_null(busy);
+	fx->attempts = 3;
+	serve(fx, busy);
+	assert_non_null(fx->abort = http_abort_new());
+	api_set_abort(fx->a, fx->abort);
+	l.abort = fx->abort;
+	t0 = emu_now_ms();
+	assert_int_equal(pthread_create(&th, NULL, abort_later, &l), 0);
+	rc = api_get_thread(fx->a, "th_1", &t, &fx->e);
+	took = emu_now_ms() - t0;
+	pthread_join(th, NULL);
+	assert_int_equal(rc, -EINTR);
+	assert_int_equal(fx->e.err, EINTR);
+	assert_int_equal(canned_requests(fx->cs), 1);
+	assert_true(took < 1000);
+}
+
 /* ---- the call's name in e, whatever fails ---- */
 
 /*
@@ -1934,6 +2001,8 @@ main(void)
 	    T(test_watch_refused_connection_is_not_epipe),
 	    T(test_watch_skips_unknown_event_types),
 	    T(test_watch_aborted_from_another_thread_is_eintr_at_once),
+	    T(test_get_thread_aborted_from_another_thread_is_eintr_at_once),
+	    T(test_a_back_off_wait_aborted_is_eintr_at_once),
 	    T(test_watch_step_path_too_long_names_the_call),
 	    T(test_resume_with_an_answer_not_utf8_names_the_call),
 	    T(test_echo_thread_on_the_emulator_gives_back_its_input),
