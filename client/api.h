@@ -145,7 +145,9 @@ int api_stream_result(struct api *a, const char *id, size_t max_chunk, api_resul
 /*
  * StreamStepResult for one step (step_path) or all ("" or NULL): per step a
  * stepMeta, then its input chunks, then its output chunks, each part ending
- * with a final chunk and adding up to the meta's *TotalBytes.
+ * with a final chunk and adding up to the meta's *TotalBytes. Asked for one
+ * step, the stream is of that step alone, not its sub-steps: a stepMeta of
+ * any other path (or a second one) is -EPROTO before any of it is handed on.
  */
 int api_stream_steps(struct api *a, const char *id, const char *step_path, size_t max_chunk,
                      api_result_fn fn, void *arg, struct http_abort *abort, struct http_error *e);

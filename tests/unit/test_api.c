@@ -1296,6 +1296,61 @@ test_step_stream_for_a_step_it_does_not_hold_is_eproto(void **state)
 	assert_int_equal(fx->seen.calls, 0);
 }
 
+static void
+test_step_stream_about_another_step_is_eproto_never_data(void **state)
+{
+	struct fx *fx = *state;
+
+	serve(fx,
+	      reply_stream(FRAME_NDJSON, END_CLEAN,
+	                   MSGS(STEP_META("1", 3, 0), STEP_CHUNK("1", INPUT, 0, "YWJj", true))));
+	assert_int_equal(
+	    api_stream_steps(fx->a, "th_1", "2", 0, on_result, &fx->seen, NULL, &fx->e), -EPROTO);
+	assert_int_equal(fx->e.err, EPROTO);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_string_equal(fx->e.call, "StreamStepResult th_1");
+	assert_message_has(&fx->e, "a step stream about step 1, not the one asked for");
+	assert_int_equal(fx->seen.calls, 0);
+	assert_int_equal(fx->seen.nbytes, 0);
+}
+
+/* A stepPath names one step: its sub-steps are steps of their own. */
+static void
+test_step_stream_asked_for_a_step_carrying_its_sub_step_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+
+	serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN,
+	                       MSGS(STEP_META("1", 3, 0), STEP_CHUNK("1", INPUT, 0, "YWJj", true),
+	                            STEP_META("1.0", 2, 0),
+	                            STEP_CHUNK("1.0", INPUT, 0, "eHk=", true))));
+	assert_int_equal(
+	    api_stream_steps(fx->a, "th_1", "1", 0, on_result, &fx->seen, NULL, &fx->e), -EPROTO);
+	assert_message_has(&fx->e, "a step stream about step 1.0, not the one asked for");
+	assert_string_equal(fx->seen.trace, "step(1 in=3 out=0) 1/in#0[abc]$ ");
+
+	/* nor may the step asked for come twice */
+	serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN,
+	                       MSGS(STEP_META("1", 3, 0), STEP_CHUNK("1", INPUT, 0, "YWJj", true),
+	                            STEP_META("1", 2, 0))));
+	assert_int_equal(
+	    api_stream_steps(fx->a, "th_1", "1", 0, on_result, &fx->seen, NULL, &fx->e), -EPROTO);
+	assert_message_has(&fx->e, "a second stepMeta of step 1");
+	assert_string_equal(fx->seen.trace, "step(1 in=3 out=0) 1/in#0[abc]$ ");
+}
+
+static void
+test_step_stream_meta_naming_no_step_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+
+	serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN, MSGS(STEP_META("", 0, 0))));
+	assert_int_equal(
+	    api_stream_steps(fx->a, "th_1", NULL, 0, on_result, &fx->seen, NULL, &fx->e), -EPROTO);
+	assert_message_has(&fx->e, "a stepMeta naming no step");
+	assert_int_equal(fx->seen.calls, 0);
+}
+
 /* ---- WatchThread ---- */
 
 static void
@@ -1694,6 +1749,30 @@ test_get_result_of_another_thread_is_eproto(void **state)
 }
 
 static void
+test_get_result_with_only_another_steps_details_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+	struct api_result_query q = {.step_path = "2", .metadata_only = true};
+	struct model_result r;
+
+	serve(fx, reply_full(200, JSON,
+	                     "{\"threadId\": \"th_1\", \"status\": \"COMPLETED\", "
+	                     "\"steps\": [{\"stepPath\": \"1\"}], \"stepDetails\": "
+	                     "[{\"stepPath\": \"1\", \"outputJson\": \"{}\"}]}"));
+	assert_int_equal(api_get_result(fx->a, "th_1", &q, &r, &fx->e), -EPROTO);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_message_has(&fx->e, "about step \"1\", not the one asked for");
+
+	/* beside the step asked for, others are let be: callers look it up */
+	serve(fx, reply_full(200, JSON,
+	                     "{\"threadId\": \"th_1\", \"status\": \"COMPLETED\", "
+	                     "\"stepDetails\": [{\"stepPath\": \"1\"}, {\"stepPath\": \"2\"}]}"));
+	assert_int_equal(api_get_result(fx->a, "th_1", &q, &r, &fx->e), 0);
+	assert_int_equal(r.n_step_details, 2);
+	model_result_clear(&r);
+}
+
+static void
 test_script_statuses_of_any_spelling_are_kept(void **state)
 {
 	struct fx *fx = *state;
@@ -1996,6 +2075,9 @@ main(void)
 	    T(test_step_stream_missing_part_with_bytes_is_an_error),
 	    T(test_step_stream_missing_empty_part_is_fine),
 	    T(test_step_stream_for_a_step_it_does_not_hold_is_eproto),
+	    T(test_step_stream_about_another_step_is_eproto_never_data),
+	    T(test_step_stream_asked_for_a_step_carrying_its_sub_step_is_eproto),
+	    T(test_step_stream_meta_naming_no_step_is_eproto),
 	    T(test_watch_delivers_events_and_ends_after_a_terminal_status),
 	    T(test_watch_closed_before_a_terminal_status_is_epipe),
 	    T(test_watch_refused_connection_is_not_epipe),
@@ -2013,6 +2095,7 @@ main(void)
 	    T(test_create_thread_answer_without_an_id_is_eproto),
 	    T(test_cancel_and_resume_minimal_answers_are_about_the_thread_asked),
 	    T(test_get_result_of_another_thread_is_eproto),
+	    T(test_get_result_with_only_another_steps_details_is_eproto),
 	    T(test_script_statuses_of_any_spelling_are_kept),
 	    T(test_get_script_without_its_name_is_eproto),
 	    T(test_result_stream_meta_of_another_thread_is_eproto),
