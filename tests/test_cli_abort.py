@@ -25,13 +25,13 @@ SIGNAL_IDS = ["SIGINT", "SIGTERM"]
 LONG = ["--timeout", "90s"]
 
 
-def interrupted(emu, args, sig, settle=0.5):
+def interrupted(emu, args, sig, settle=0.5, stdin=subprocess.DEVNULL):
     """Runs the CLI, sends sig after settle seconds, and returns (exit
     status, seconds from the signal to the exit, stderr). The process is
     killed if it outlives the signal by 5 s (status None then)."""
     home = tempfile.mkdtemp(prefix="scriptum-home-")
     emu.last_call = time.monotonic()
-    p = subprocess.Popen(cli_command(emu, args), stdin=subprocess.DEVNULL,
+    p = subprocess.Popen(cli_command(emu, args), stdin=stdin,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          env=cli_env(emu, home))
     try:
@@ -87,6 +87,18 @@ def test_a_signal_ends_a_listing_the_server_holds(slow, sig, want):
 def test_a_signal_ends_a_create_the_server_holds(slow, sig, want):
     assert_ended(interrupted(slow, ["--call-timeout", "90s", "thread", "create", "echo"], sig),
                  want)
+
+
+@pytest.mark.parametrize("sig,want", SIGNALS, ids=SIGNAL_IDS)
+def test_a_signal_ends_a_create_waiting_for_its_input_on_stdin(slow, sig, want):
+    # stdin stays open and silent, as a terminal nobody types into
+    with subprocess.Popen(["sleep", "30"], stdout=subprocess.PIPE) as quiet:
+        try:
+            res = interrupted(slow, ["thread", "create", "echo", "--input", "@-"], sig,
+                              stdin=quiet.stdout)
+        finally:
+            quiet.kill()
+    assert_ended(res, want)
 
 
 @pytest.fixture(scope="module")
