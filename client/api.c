@@ -18,6 +18,7 @@
 
 struct api {
 	struct http_client *http;
+	struct http_abort *abort; /* borrowed: for calls given none (api_set_abort) */
 };
 
 int
@@ -44,6 +45,12 @@ api_free(struct api *a)
 		return;
 	http_client_free(a->http);
 	free(a);
+}
+
+void
+api_set_abort(struct api *a, struct http_abort *abort)
+{
+	a->abort = abort;
 }
 
 struct http_client *
@@ -186,7 +193,8 @@ static int
 unary(struct api *a, const char *call, const char *method, const char *path, const json_t *body,
       unsigned flags, json_t **out, struct http_error *e)
 {
-	struct http_request rq = {.call = call, .method = method, .path = path, .flags = flags};
+	struct http_request rq = {
+	    .call = call, .method = method, .path = path, .flags = flags, .abort = a->abort};
 	struct http_response resp = {0};
 	json_error_t jerr;
 	char *text = NULL;
@@ -460,6 +468,25 @@ api_resume_thread(struct api *a, const char *id, const char *answer_json, struct
 	return redacted(a, rc, e);
 }
 
+/*
+ * Asked with stepPath P, stepDetails must hold P's (the callers look it up
+ * by path). Entries that are all of other steps are an answer about
+ * another step: -EPROTO. None at all is left to the caller (no such step).
+ */
+static int
+details_identity(struct http_error *e, const char *path, const struct model_result *r)
+{
+	char ex[64];
+
+	if (r->n_step_details == 0)
+		return 0;
+	for (size_t i = 0; i < r->n_step_details; i++)
+		if (strcmp(r->step_details[i].step.step_path, path) == 0)
+			return 0;
+	id_excerpt(ex, sizeof(ex), r->step_details[0].step.step_path);
+	return efail(e, EPROTO, 200, "the answer is about step \"%s\", not the one asked for", ex);
+}
+
 int
 api_get_result(struct api *a, const char *id, const struct api_result_query *q,
                struct model_result *out, struct http_error *e)
@@ -481,7 +508,10 @@ api_get_result(struct api *a, const char *id, const struct api_result_query *q,
 		query_add(path, sizeof(path), "metadataOnly", "true");
 	if ((rc = unary_parse(a, call, "GET", path, NULL, 0, parse_result, out, e)) != 0)
 		return rc;
-	if ((rc = check_identity(e, "threadId", id, out->thread_id, true)) != 0)
+	rc = check_identity(e, "threadId", id, out->thread_id, true);
+	if (rc == 0 && q != NULL && q->step_path != NULL && q->step_path[0] != '\0')
+		rc = details_identity(e, q->step_path, out);
+	if (rc != 0)
 		model_result_clear(out);
 	return redacted(a, rc, e);
 }
@@ -546,6 +576,7 @@ struct sctx {
 	int64_t next_index;
 	bool final;
 	/* step streams */
+	const char *asked_step;    /* the one step asked for; NULL: all */
 	char *step_path;           /* the step whose parts are arriving (owned) */
 	enum model_step_part part; /* the part in progress */
 	int64_t part_total[2];     /* input, output */
@@ -696,6 +727,30 @@ step_complete(struct sctx *s)
 	return 0;
 }
 
+/*
+ * Whether a stepMeta is of a step asked for. Asked for step P, a stream is
+ * about P alone: SPEC 2.4 gives "each step" only to a stream of all steps,
+ * and a sub-step ("P.1") is a step of its own, with its own stepPath (the
+ * emulator sends exactly one step). So a stepMeta of any other path, a
+ * sub-step's too, or a second one of P, is -EPROTO, never data.
+ */
+static int
+step_identity(struct sctx *s, const char *path)
+{
+	char ex[64];
+
+	if (path[0] == '\0')
+		return sfail(s, "a stepMeta naming no step");
+	if (s->asked_step == NULL)
+		return 0;
+	id_excerpt(ex, sizeof(ex), path);
+	if (strcmp(path, s->asked_step) != 0)
+		return sfail(s, "a step stream about step %s, not the one asked for", ex);
+	if (s->steps > 0)
+		return sfail(s, "a second stepMeta of step %s", ex);
+	return 0;
+}
+
 static int
 check_step_msg(struct sctx *s, const struct model_result_msg *m)
 {
@@ -703,6 +758,8 @@ check_step_msg(struct sctx *s, const struct model_result_msg *m)
 
 	switch (m->kind) {
 	case MODEL_MSG_STEP_META:
+		if ((rc = step_identity(s, m->step_meta.step.step_path)) != 0)
+			return rc;
 		if ((rc = step_complete(s)) != 0)
 			return rc;
 		free(s->step_path);
@@ -784,7 +841,7 @@ run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms, 
 	    .accept = "application/x-ndjson, application/json, text/event-stream",
 	    .on_data = on_bytes,
 	    .arg = s,
-	    .abort = abort,
+	    .abort = abort != NULL ? abort : a->abort,
 	    .stall_ms = stall_ms,
 	    /* a watch is idle between events: no rate to keep */
 	    .min_rate = watch ? HTTP_NONE : 0,
@@ -978,6 +1035,8 @@ api_stream_steps(struct api *a, const char *id, const char *step_path, size_t ma
 	if (e == NULL)
 		e = &local;
 	call_name(call, sizeof(call), "StreamStepResult", id, e);
+	if (step_path != NULL && step_path[0] != '\0')
+		s.asked_step = step_path;
 	snprintf(suffix, sizeof(suffix), "/steps/stream");
 	if ((rc = thread_path(path, sizeof(path), id, suffix, e)) != 0)
 		return rc;

@@ -44,6 +44,14 @@ struct api;
 int api_new(const struct http_options *o, struct api **out, char *err, size_t errlen);
 void api_free(struct api *a); /* NULL is fine; no call may be in progress */
 
+/*
+ * The abort handle of every call given none (the unary calls, and streams
+ * passed a NULL abort): fired, they end with -EINTR, in a transfer or a
+ * back-off wait. Borrowed; set it before the first call, and keep it
+ * until api_free(). NULL (the default): such calls run to their deadline.
+ */
+void api_set_abort(struct api *a, struct http_abort *abort);
+
 /* The transport underneath, for its counters. Owned by a. */
 struct http_client *api_http(struct api *a);
 
@@ -105,10 +113,11 @@ int api_list_versions(struct api *a, const char *name, struct model_version_list
 /*
  * Streams. Each message is passed to fn, borrowed for the call; fn returns
  * 0 to go on or a -errno that ends the call with that error (e->message
- * then names the errno; the callback's owner knows the rest). abort (may be NULL) ends the call
- * from another thread with -EINTR. stall_ms: a stream silent for this long fails with -ETIMEDOUT
- * (0: the transport's default; HTTP_NONE: a watch may idle for ever).
- * The result and step streams are held to the transport's rate floor
+ * then names the errno; the callback's owner knows the rest). abort ends
+ * the call from another thread with -EINTR (NULL: api_set_abort()'s).
+ * stall_ms: a stream silent for this long fails with -ETIMEDOUT (0: the
+ * transport's default; HTTP_NONE: a watch may idle for ever). The result
+ * and step streams are held to the transport's rate floor
  * (http_options.min_rate); a watch is not, being idle between events.
  */
 typedef int (*api_event_fn)(const struct model_event *ev, void *arg);
@@ -138,7 +147,9 @@ int api_stream_result(struct api *a, const char *id, size_t max_chunk, api_resul
 /*
  * StreamStepResult for one step (step_path) or all ("" or NULL): per step a
  * stepMeta, then its input chunks, then its output chunks, each part ending
- * with a final chunk and adding up to the meta's *TotalBytes.
+ * with a final chunk and adding up to the meta's *TotalBytes. Asked for one
+ * step, the stream is of that step alone, not its sub-steps: a stepMeta of
+ * any other path (or a second one) is -EPROTO before any of it is handed on.
  */
 int api_stream_steps(struct api *a, const char *id, const char *step_path, size_t max_chunk,
                      api_result_fn fn, void *arg, struct http_abort *abort, struct http_error *e);

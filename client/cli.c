@@ -12,9 +12,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -22,7 +24,10 @@
 
 #define CLI_VERSION "0.1.0"
 
-volatile int cli_signal;
+/* After SIGINT/SIGTERM, the seconds the command has to end by itself. */
+#define CLI_SIGNAL_GRACE_S 2
+
+atomic_int cli_signal;
 
 /* For the life of the process: the signal thread may fire it at any time. */
 static struct http_abort *abort_handle;
@@ -105,7 +110,9 @@ cli_api_error(const struct http_error *e)
 {
 	char buf[1024];
 
-	if (e->err == EINTR && cli_signal != 0)
+	/* after a signal every call fails at once (-EINTR): the signal is
+	 * the reason, whatever the call in progress made of it */
+	if (cli_signal != 0)
 		return cli_signal_status();
 	http_error_string(e, buf, sizeof(buf));
 	return cli_fail(e->exit_code != 0 ? e->exit_code : EXIT_INTERNAL, "%s", buf);
@@ -124,14 +131,24 @@ signal_thread(void *unused)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	if (sigwait(&set, &sig) == 0) {
+		struct timespec grace = {CLI_SIGNAL_GRACE_S, 0};
+
 		cli_signal = sig;
 		http_abort(abort_handle);
+		/* what does not see the abort (a write to a full pipe) gets
+		 * a grace period; a second signal ends the process at once */
+		sigtimedwait(&set, NULL, &grace);
+		_exit(cli_signal_status());
 	}
 	return NULL;
 }
 
-/* SIGINT and SIGTERM are taken by a thread of their own, which aborts every
- * transfer; the code that is interrupted cleans up and exits 130 or 143. */
+/*
+ * SIGINT and SIGTERM are taken by a thread of their own, which fires the
+ * abort handle every call uses (api_set_abort()): a transfer, a back-off
+ * wait, a poll's nap all end at once, and the code interrupted cleans up
+ * and exits 130 or 143. No signal handler runs: nothing async-unsafe.
+ */
 static int
 signals_start(void)
 {
@@ -544,6 +561,7 @@ connect_api(struct cli *c, struct globals *g)
 	config_free(cfg);
 	if (rc != 0)
 		return cli_fail(EXIT_INVALID, "%s", err);
+	api_set_abort(c->api, c->abort);
 	secrets = c->api;
 	return 0;
 }
@@ -585,6 +603,9 @@ main(int argc, char **argv)
 		rc = cli_thread(&c, &a);
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = cli_fail(EXIT_INTERNAL, "writing the output: %s", strerror(errno));
+	/* a command that ended on its own after a signal was still interrupted */
+	if (cli_signal != 0)
+		rc = cli_signal_status();
 	secrets = NULL;
 	api_free(c.api);
 	/* the signal thread may still hold the abort handle: it is left to exit() */

@@ -6,6 +6,7 @@
 #ifndef SCRIPTUM_CLI_H
 #define SCRIPTUM_CLI_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,8 +49,8 @@ struct cli {
 	bool tty_err;             /* stderr is a terminal */
 };
 
-/* The signal that fired (0: none); set by the handler in cli.c. */
-extern volatile int cli_signal;
+/* The signal that fired (0: none); set by the signal thread in cli.c. */
+extern atomic_int cli_signal;
 
 /* Reports an API failure: "scriptum: GetThread th_1: not found (HTTP 404,
  * NOT_FOUND)" on stderr; returns the exit status for it. */

@@ -309,7 +309,7 @@ on_step(const struct model_result_msg *m, void *arg)
 static int
 failed(struct save *s, struct http_error *e)
 {
-	if (e->err == EINTR && cli_signal != 0)
+	if (cli_signal != 0)
 		return cli_signal_status();
 	if (s->err[0] != '\0')
 		return cli_fail(EXIT_INTERNAL, "saving thread %s: %s", s->id, s->err);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,20 @@
 #define YAML_MAX   ((size_t)64 << 20) /* output converted to YAML is held whole */
 #define STEPS_PAGE 1000
 
-/* Reads all of fd, at most max bytes. */
+/* Waits until fd has bytes (or its end) to read: 0, or -EINTR once a
+ * signal came (a terminal on stdin would otherwise hold Ctrl-C). */
+static int
+read_wait(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	while (cli_signal == 0)
+		if (poll(&p, 1, 100) != 0)
+			return 0; /* ready, or an error that read() will report */
+	return -EINTR;
+}
+
+/* Reads all of fd, at most max bytes; -EINTR after a signal. */
 static int
 read_fd(int fd, size_t max, char **out, size_t *outlen)
 {
@@ -43,6 +57,10 @@ read_fd(int fd, size_t max, char **out, size_t *outlen)
 				return -ENOMEM;
 			}
 			buf = nb;
+		}
+		if (read_wait(fd) != 0) {
+			free(buf);
+			return -EINTR;
 		}
 		n = read(fd, buf + len, cap - len);
 		if (n < 0) {
@@ -85,6 +103,8 @@ read_input(const char *spec, char **out)
 		rc = read_fd(fd, INPUT_MAX, &text, &len);
 		if (fd != STDIN_FILENO)
 			close(fd);
+		if (rc == -EINTR && cli_signal != 0)
+			return cli_signal_status();
 		if (rc == -EFBIG)
 			return cli_fail(EXIT_INVALID, "--input %s: larger than %zu MiB", spec,
 			                INPUT_MAX >> 20);

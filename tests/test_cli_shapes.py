@@ -218,3 +218,37 @@ def test_the_mount_refuses_another_threads_answer_with_eio(canned, tmp_path):
         assert "GetThread thr_aaaa" in errors and "thr_bbbb" in errors, errors
     finally:
         fs.stop()
+
+
+STEP_1_DETAIL = {"stepPath": "1", "name": "fetch", "status": "STEP_STATUS_COMPLETED",
+                 "outputJson": '{"secret_of_step_1": true}'}
+
+
+def test_steps_detail_answered_with_another_steps_detail_exits_10(canned):
+    # asked for step 2, the server sends step 1's detail only
+    c = canned({f"GET {API}/threads/thr_aaaa/result": {
+        "threadId": "thr_aaaa", "status": "THREAD_STATUS_COMPLETED",
+        "steps": [{"stepPath": "1", "name": "fetch"}, {"stepPath": "2", "name": "send"}],
+        "stepDetails": [STEP_1_DETAIL]}})
+    for fmt in ("table", "json"):
+        res = scriptum(Endpoint(c.url), "-o", fmt, "thread", "steps", "thr_aaaa",
+                       "--step", "2", "--detail")
+        assert res.rc == 10, (fmt, res.rc, res.out, res.err)
+        assert b"secret_of_step_1" not in res.out, res.out
+        assert "GetThreadResult thr_aaaa" in res.err and 'step "1"' in res.err, res.err
+
+
+def test_steps_of_one_step_shows_that_step_alone(canned):
+    c = canned({f"GET {API}/threads/thr_aaaa/result": {
+        "threadId": "thr_aaaa", "status": "THREAD_STATUS_COMPLETED",
+        "steps": [{"stepPath": "1", "name": "fetch"}, {"stepPath": "2", "name": "send"}],
+        "stepDetails": [dict(STEP_1_DETAIL, stepPath="2", name="send",
+                             outputJson='{"of_step_2": true}'), STEP_1_DETAIL]}})
+    res = scriptum(Endpoint(c.url), "-o", "json", "thread", "steps", "thr_aaaa",
+                   "--step", "2", "--detail")
+    assert res.rc == 0, res.err
+    [d] = json.loads(res.out)
+    assert d["stepPath"] == "2" and "of_step_2" in d["outputJson"], d
+    res = scriptum(Endpoint(c.url), "-o", "json", "thread", "steps", "thr_aaaa", "--step", "2")
+    assert res.rc == 0, res.err
+    assert [s["stepPath"] for s in json.loads(res.out)] == ["2"]

@@ -1296,6 +1296,61 @@ test_step_stream_for_a_step_it_does_not_hold_is_eproto(void **state)
 	assert_int_equal(fx->seen.calls, 0);
 }
 
+static void
+test_step_stream_about_another_step_is_eproto_never_data(void **state)
+{
+	struct fx *fx = *state;
+
+	serve(fx,
+	      reply_stream(FRAME_NDJSON, END_CLEAN,
+	                   MSGS(STEP_META("1", 3, 0), STEP_CHUNK("1", INPUT, 0, "YWJj", true))));
+	assert_int_equal(
+	    api_stream_steps(fx->a, "th_1", "2", 0, on_result, &fx->seen, NULL, &fx->e), -EPROTO);
+	assert_int_equal(fx->e.err, EPROTO);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_string_equal(fx->e.call, "StreamStepResult th_1");
+	assert_message_has(&fx->e, "a step stream about step 1, not the one asked for");
+	assert_int_equal(fx->seen.calls, 0);
+	assert_int_equal(fx->seen.nbytes, 0);
+}
+
+/* A stepPath names one step: its sub-steps are steps of their own. */
+static void
+test_step_stream_asked_for_a_step_carrying_its_sub_step_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+
+	serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN,
+	                       MSGS(STEP_META("1", 3, 0), STEP_CHUNK("1", INPUT, 0, "YWJj", true),
+	                            STEP_META("1.0", 2, 0),
+	                            STEP_CHUNK("1.0", INPUT, 0, "eHk=", true))));
+	assert_int_equal(
+	    api_stream_steps(fx->a, "th_1", "1", 0, on_result, &fx->seen, NULL, &fx->e), -EPROTO);
+	assert_message_has(&fx->e, "a step stream about step 1.0, not the one asked for");
+	assert_string_equal(fx->seen.trace, "step(1 in=3 out=0) 1/in#0[abc]$ ");
+
+	/* nor may the step asked for come twice */
+	serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN,
+	                       MSGS(STEP_META("1", 3, 0), STEP_CHUNK("1", INPUT, 0, "YWJj", true),
+	                            STEP_META("1", 2, 0))));
+	assert_int_equal(
+	    api_stream_steps(fx->a, "th_1", "1", 0, on_result, &fx->seen, NULL, &fx->e), -EPROTO);
+	assert_message_has(&fx->e, "a second stepMeta of step 1");
+	assert_string_equal(fx->seen.trace, "step(1 in=3 out=0) 1/in#0[abc]$ ");
+}
+
+static void
+test_step_stream_meta_naming_no_step_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+
+	serve(fx, reply_stream(FRAME_NDJSON, END_CLEAN, MSGS(STEP_META("", 0, 0))));
+	assert_int_equal(
+	    api_stream_steps(fx->a, "th_1", NULL, 0, on_result, &fx->seen, NULL, &fx->e), -EPROTO);
+	assert_message_has(&fx->e, "a stepMeta naming no step");
+	assert_int_equal(fx->seen.calls, 0);
+}
+
 /* ---- WatchThread ---- */
 
 static void
@@ -1419,6 +1474,73 @@ test_watch_aborted_from_another_thread_is_eintr_at_once(void **state)
 	assert_true(took >= 150);
 	assert_true(took < 2000);
 	assert_string_equal(fx->seen.trace, "STATUS:running ");
+}
+
+/* A unary call waiting for an answer the server holds back: its headers
+ * came, the body never does, well inside the client's 5 s deadline. */
+static void
+test_get_thread_aborted_from_another_thread_is_eintr_at_once(void **state)
+{
+	struct fx *fx = *state;
+	struct later l = {.ms = 200};
+	struct model_thread t;
+	pthread_t th;
+	int64_t t0, took;
+	int rc;
+
+	fx->hold = true;
+	serve(fx, reply_short(JSON, "{\"threadId\": ", 100));
+	assert_non_null(fx->abort = http_abort_new());
+	api_set_abort(fx->a, fx->abort);
+	l.abort = fx->abort;
+	t0 = emu_now_ms();
+	assert_int_equal(pthread_create(&th, NULL, abort_later, &l), 0);
+	rc = api_get_thread(fx->a, "th_1", &t, &fx->e);
+	took = emu_now_ms() - t0;
+	pthread_join(th, NULL);
+	assert_int_equal(rc, -EINTR);
+	assert_int_equal(fx->e.err, EINTR);
+	assert_string_equal(fx->e.call, "GetThread th_1");
+	assert_true(took >= 150);
+	assert_true(took < 1000);
+	/* and every later call at once, a stream given no handle of its own too */
+	t0 = emu_now_ms();
+	assert_int_equal(
+	    api_list_threads(fx->a, &(struct api_list){0}, &(struct model_thread_list){0}, &fx->e),
+	    -EINTR);
+	assert_int_equal(api_stream_result(fx->a, "th_1", 0, on_result, &fx->seen, NULL, &fx->e),
+	                 -EINTR);
+	assert_true(emu_now_ms() - t0 < 100);
+}
+
+/* The wait before a retry: the server said Retry-After: 3. */
+static void
+test_a_back_off_wait_aborted_is_eintr_at_once(void **state)
+{
+	struct fx *fx = *state;
+	struct later l = {.ms = 200};
+	struct model_thread t;
+	pthread_t th;
+	int64_t t0, took;
+	int rc;
+	char *busy = strdup("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+	                    "Retry-After: 3\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+
+	assert_non_null(busy);
+	fx->attempts = 3;
+	serve(fx, busy);
+	assert_non_null(fx->abort = http_abort_new());
+	api_set_abort(fx->a, fx->abort);
+	l.abort = fx->abort;
+	t0 = emu_now_ms();
+	assert_int_equal(pthread_create(&th, NULL, abort_later, &l), 0);
+	rc = api_get_thread(fx->a, "th_1", &t, &fx->e);
+	took = emu_now_ms() - t0;
+	pthread_join(th, NULL);
+	assert_int_equal(rc, -EINTR);
+	assert_int_equal(fx->e.err, EINTR);
+	assert_int_equal(canned_requests(fx->cs), 1);
+	assert_true(took < 1000);
 }
 
 /* ---- the call's name in e, whatever fails ---- */
@@ -1624,6 +1746,30 @@ test_get_result_of_another_thread_is_eproto(void **state)
 	                     "\"outputTotalBytes\": \"3\", \"outputData\": \"YWJj\"}"));
 	assert_int_equal(api_get_result(fx->a, "th_1", NULL, &r, &fx->e), -EPROTO);
 	assert_message_has(&fx->e, "\"th_2\"");
+}
+
+static void
+test_get_result_with_only_another_steps_details_is_eproto(void **state)
+{
+	struct fx *fx = *state;
+	struct api_result_query q = {.step_path = "2", .metadata_only = true};
+	struct model_result r;
+
+	serve(fx, reply_full(200, JSON,
+	                     "{\"threadId\": \"th_1\", \"status\": \"COMPLETED\", "
+	                     "\"steps\": [{\"stepPath\": \"1\"}], \"stepDetails\": "
+	                     "[{\"stepPath\": \"1\", \"outputJson\": \"{}\"}]}"));
+	assert_int_equal(api_get_result(fx->a, "th_1", &q, &r, &fx->e), -EPROTO);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_message_has(&fx->e, "about step \"1\", not the one asked for");
+
+	/* beside the step asked for, others are let be: callers look it up */
+	serve(fx, reply_full(200, JSON,
+	                     "{\"threadId\": \"th_1\", \"status\": \"COMPLETED\", "
+	                     "\"stepDetails\": [{\"stepPath\": \"1\"}, {\"stepPath\": \"2\"}]}"));
+	assert_int_equal(api_get_result(fx->a, "th_1", &q, &r, &fx->e), 0);
+	assert_int_equal(r.n_step_details, 2);
+	model_result_clear(&r);
 }
 
 static void
@@ -1929,11 +2075,16 @@ main(void)
 	    T(test_step_stream_missing_part_with_bytes_is_an_error),
 	    T(test_step_stream_missing_empty_part_is_fine),
 	    T(test_step_stream_for_a_step_it_does_not_hold_is_eproto),
+	    T(test_step_stream_about_another_step_is_eproto_never_data),
+	    T(test_step_stream_asked_for_a_step_carrying_its_sub_step_is_eproto),
+	    T(test_step_stream_meta_naming_no_step_is_eproto),
 	    T(test_watch_delivers_events_and_ends_after_a_terminal_status),
 	    T(test_watch_closed_before_a_terminal_status_is_epipe),
 	    T(test_watch_refused_connection_is_not_epipe),
 	    T(test_watch_skips_unknown_event_types),
 	    T(test_watch_aborted_from_another_thread_is_eintr_at_once),
+	    T(test_get_thread_aborted_from_another_thread_is_eintr_at_once),
+	    T(test_a_back_off_wait_aborted_is_eintr_at_once),
 	    T(test_watch_step_path_too_long_names_the_call),
 	    T(test_resume_with_an_answer_not_utf8_names_the_call),
 	    T(test_echo_thread_on_the_emulator_gives_back_its_input),
@@ -1944,6 +2095,7 @@ main(void)
 	    T(test_create_thread_answer_without_an_id_is_eproto),
 	    T(test_cancel_and_resume_minimal_answers_are_about_the_thread_asked),
 	    T(test_get_result_of_another_thread_is_eproto),
+	    T(test_get_result_with_only_another_steps_details_is_eproto),
 	    T(test_script_statuses_of_any_spelling_are_kept),
 	    T(test_get_script_without_its_name_is_eproto),
 	    T(test_result_stream_meta_of_another_thread_is_eproto),
