@@ -55,6 +55,7 @@ class Emulator:
     def __init__(self, *args, seed="demo", token=None, tls=None, extra_env=None,
                  listen="127.0.0.1:0"):
         self.token = token
+        SECRETS.register(token, "an emulator's --token")
         self.tls = tls  # (cert, key, cafile) or None
         self.killed = False  # set by kill(): stop() then expects no clean exit
         cmd = [binary("scriptum-emulator"), "--listen", listen]
@@ -600,6 +601,166 @@ def raw_request(emu, method, target, headers=None, body=b"", timeout=30):
     return int(head.split(b" ", 2)[1]), rest
 
 
+# ---- no configured secret in what our programs wrote (SPEC §7, §9; issue 13) ----
+#
+# SECRETS knows every secret the tests configure (the emulators' --token
+# values, the tokens the CLI is given by SCRIPTUM_TOKEN, DODIL_TOKEN or
+# --token, the token files Mount writes, the token: and client_secret: of
+# the config files write_config writes, and the TOKEN/SECRET constants of
+# the test modules, which conftest.py registers). Every output of the CLI
+# and of the mount is scanned where it is produced, and only the hits are
+# kept (test, stream, a masked excerpt); conftest.py fails the test that
+# produced one, and reports the hits made outside any test at the session's
+# end. Only the programs' outputs are scanned: the tests' own arguments,
+# assertion messages and the outputs of other tools (cat, grep) are not.
+
+SECRET_MIN_LEN = 8  # shorter values ("old") would match ordinary words
+SECRET_CONTEXT = 60  # characters of an excerpt on each side of a hit
+SECRET_MAX_HITS = 200  # hits kept in all (the first ones)
+
+
+class SecretScan:
+    """A registry of the secrets in use and a scanner of outputs for them."""
+
+    def __init__(self):
+        self.secrets = {}  # value -> (number, where it came from)
+        self._needles = []  # (bytes to look for, the secret's value)
+        self.hits = []  # dicts: test, stream, secret, count, excerpt
+        self._mark = 0  # hits before it belong to earlier tests
+        self.test = None  # the nodeid of the running test, None between tests
+        self.outputs = 0
+        self.bytes = 0
+        self.seconds = 0.0
+
+    def register(self, value, source):
+        """Adds a secret (a str; too short a value is ignored); returns
+        whether it is known now."""
+        if not isinstance(value, str):
+            return False
+        value = value.strip()
+        if len(value) < SECRET_MIN_LEN:
+            return False
+        if value not in self.secrets:
+            self.secrets[value] = (len(self.secrets) + 1, source)
+            for form in dict.fromkeys([value, urllib.parse.quote(value, safe="")]):
+                self._needles.append((form.encode(), value))
+        return True
+
+    def register_module(self, module):
+        """Registers a test module's constants named *TOKEN* or *SECRET*."""
+        for name, value in vars(module).items():
+            if name.isupper() and ("TOKEN" in name or "SECRET" in name) and \
+                    isinstance(value, str):
+                self.register(value, f"{module.__name__}.{name}")
+
+    def register_config(self, text, source):
+        """Registers the token: and client_secret: values of a config text."""
+        for m in re.finditer(r"^\s*(token|client_secret)\s*:\s*(\S+)", text, re.M):
+            self.register(m.group(2).strip("\"'"), f"{m.group(1)}: of {source}")
+
+    def mask(self, text):
+        """text with every secret replaced by <secret N>."""
+        for value, (n, _) in self.secrets.items():
+            for form in dict.fromkeys([value, urllib.parse.quote(value, safe="")]):
+                text = text.replace(form, f"<secret {n}>")
+        return text
+
+    def scan(self, stream, data, test=None):
+        """Looks for every secret in data (bytes or str) and records a hit
+        per secret found, named by the test and the stream (masked); returns
+        the hits of this call."""
+        if not data:
+            return []
+        t0 = time.perf_counter()
+        if isinstance(data, str):
+            data = data.encode(errors="replace")
+        found = []
+        for needle, value in self._needles:
+            i = data.find(needle)
+            if i < 0:
+                continue
+            n, source = self.secrets[value]
+            lo, hi = max(0, i - SECRET_CONTEXT), i + len(needle) + SECRET_CONTEXT
+            excerpt = self.mask(data[lo:hi].decode(errors="replace"))
+            found.append({"test": test or self.test or "(outside any test)",
+                          "stream": self.mask(stream), "secret": f"<secret {n}> ({source})",
+                          "count": data.count(needle),
+                          "excerpt": ("…" if lo else "") + repr(excerpt)[1:-1] +
+                                     ("…" if hi < len(data) else "")})
+        self.outputs += 1
+        self.bytes += len(data)
+        self.seconds += time.perf_counter() - t0
+        self.hits.extend(found[:max(0, SECRET_MAX_HITS - len(self.hits))])
+        return found
+
+    def begin(self, test):
+        """A test starts: the hits from now on are its own."""
+        self.test = test
+        self._mark = len(self.hits)
+
+    def end(self):
+        """The test ends: returns its hits."""
+        hits = self.hits[self._mark:]
+        self._mark = len(self.hits)
+        self.test = None
+        return hits
+
+    def unclaimed(self):
+        """The hits made outside any test (module fixtures, session end)."""
+        return [h for h in self.hits if h["test"] == "(outside any test)"]
+
+    @staticmethod
+    def describe(hits):
+        return "\n".join(
+            f"a configured secret in {h['stream']} ({h['test']}): {h['secret']}, "
+            f"{h['count']} time(s): {h['excerpt']}" for h in hits)
+
+    def summary(self):
+        return (f"secret check: {len(self.secrets)} secrets, {self.outputs} outputs "
+                f"({self.bytes / (1 << 20):.1f} MiB) scanned in {self.seconds:.2f} s, "
+                f"{len(self.hits)} hit(s)")
+
+
+SECRETS = SecretScan()
+
+
+def scan_output(stream, data):
+    """Scans one output of the CLI or the mount (for the places tests run
+    our programs without the harness); returns the hits."""
+    return SECRETS.scan(stream, data)
+
+
+def _label(args, limit=4):
+    words = [str(a) for a in args]
+    return " ".join(words[:limit]) + (" …" if len(words) > limit else "")
+
+
+def _register_cli_secrets(args, env, token):
+    """The secrets a CLI run is configured with: its token, SCRIPTUM_TOKEN
+    or DODIL_TOKEN in env, a --token argument."""
+    SECRETS.register(token, "the CLI's token")
+    for k in ("SCRIPTUM_TOKEN", "DODIL_TOKEN"):
+        SECRETS.register((env or {}).get(k), f"the CLI's {k}")
+    words = [str(a) for a in args]
+    for i, w in enumerate(words):
+        if w == "--token" and i + 1 < len(words):
+            SECRETS.register(words[i + 1], "a --token argument")
+        elif w.startswith("--token="):
+            SECRETS.register(w[len("--token="):], "a --token argument")
+
+
+def _ours(cmd):
+    """Whether an argv runs one of our programs (the CLI, the daemon, the
+    mount helper, or mount(8) or mount.fuse3 mounting a scriptumfs)."""
+    if not isinstance(cmd, (list, tuple)) or not cmd:
+        return False
+    name = os.path.basename(str(cmd[0]))
+    if name.startswith("scriptum") or name == "mount.scriptumfs":
+        return True
+    return name in ("mount", "mount.fuse3", "mount.fuse") and \
+        any("scriptumfs" in str(a) for a in cmd[1:])
+
+
 # ---- additions for the CLI tests (tests/test_cli_*.py) ----
 
 import collections
@@ -631,6 +792,7 @@ def cli_command(emu, args, endpoint=True):
         cmd += ["--api-endpoint", emu.url]
     elif endpoint:
         cmd += ["--api-endpoint", endpoint]
+    _register_cli_secrets(args, None, None)
     return cmd + [str(a) for a in args]
 
 
@@ -651,6 +813,7 @@ def cli_env(emu, home, token=EMULATOR_TOKEN, env=None):
             out.pop(k, None)
         else:
             out[k] = str(v)
+    _register_cli_secrets((), out, token)
     return out
 
 
@@ -672,6 +835,8 @@ def scriptum(emu, *args, input=None, env=None, timeout=120, token=EMULATOR_TOKEN
                                capture_output=True, timeout=timeout, cwd=cwd,
                                env=cli_env(emu, home, token, env))
         except subprocess.TimeoutExpired as e:
+            SECRETS.scan(f"the stdout of scriptum {_label(args)}", e.stdout)
+            SECRETS.scan(f"the stderr of scriptum {_label(args)}", e.stderr)
             raise AssertionError(
                 f"scriptum {' '.join(map(str, args))} did not end within {timeout} s; "
                 f"stderr: {(e.stderr or b'').decode(errors='replace')[-2000:]}") from None
@@ -679,6 +844,8 @@ def scriptum(emu, *args, input=None, env=None, timeout=120, token=EMULATOR_TOKEN
         if tmp_home is not None:
             shutil.rmtree(tmp_home, ignore_errors=True)
     err = p.stderr.decode(errors="replace")
+    SECRETS.scan(f"the stdout of scriptum {_label(args)}", p.stdout)
+    SECRETS.scan(f"the stderr of scriptum {_label(args)}", p.stderr)
     check_no_sanitizer_report(err, "scriptum " + " ".join(map(str, args)))
     return CLIResult(p.returncode, p.stdout, err)
 
@@ -689,6 +856,7 @@ class CLIProcess:
 
     def __init__(self, emu, *args, env=None, token=EMULATOR_TOKEN, endpoint=True, home=None):
         self.args = [str(a) for a in args]
+        self._scanned = False
         self._tmp_home = None
         if home is None:
             self._tmp_home = home = tempfile.mkdtemp(prefix="scriptum-home-")
@@ -760,6 +928,7 @@ class CLIProcess:
         with self._cond:
             out = b"".join(self._lines)
         err = self.stderr_text()
+        self._scan(out, err)
         self._cleanup()
         check_no_sanitizer_report(err, "scriptum " + " ".join(self.args))
         return CLIResult(rc, out, err)
@@ -768,7 +937,20 @@ class CLIProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if not self._scanned:
+            self._reader.join(2)
+            with self._cond:
+                out = b"".join(self._lines)
+            self._scan(out, self.stderr_text())
         self._cleanup()
+
+    def _scan(self, out, err):
+        """Scans what the process wrote for secrets, once."""
+        if self._scanned:
+            return
+        self._scanned = True
+        SECRETS.scan(f"the stdout of scriptum {_label(self.args)} (background)", out)
+        SECRETS.scan(f"the stderr of scriptum {_label(self.args)} (background)", err)
 
     def _cleanup(self):
         if self._tmp_home is not None:
@@ -785,6 +967,7 @@ def write_config(home, text, mode=0o600, name="config.yaml"):
     with open(path, "w") as f:
         f.write(text)
     os.chmod(path, mode)
+    SECRETS.register_config(text, path)
     return path
 
 
@@ -812,9 +995,13 @@ def raw_output_sha256(emu, thread_id, piece=1 << 20):
 
 
 def read(path):
-    """The whole of a file's bytes."""
+    """The whole of a file's bytes (a mount's .scriptumfs/ file is also
+    scanned for secrets: it is what the mount wrote)."""
     with open(path, "rb") as f:
-        return f.read()
+        data = f.read()
+    if "/.scriptumfs/" in str(path):
+        SECRETS.scan(f"the {str(path)[str(path).rindex('/.scriptumfs/') + 1:]} of a mount", data)
+    return data
 
 
 def file_sha256(path, piece=1 << 20):
@@ -1130,8 +1317,11 @@ def scriptum_measured(emu, *args, timeout=600, token=EMULATOR_TOKEN, endpoint=Tr
         out.seek(0)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
+        stdout = out.read()
+        SECRETS.scan(f"the stdout of scriptum {_label(args)}", stdout)
+        SECRETS.scan(f"the stderr of scriptum {_label(args)}", stderr)
         check_no_sanitizer_report(stderr, "scriptum " + " ".join(map(str, args)))
-        return CLIResult(p.returncode, out.read(), stderr), usage.ru_maxrss
+        return CLIResult(p.returncode, stdout, stderr), usage.ru_maxrss
     finally:
         out.close()
         err.close()
@@ -1175,9 +1365,15 @@ def run_cmd(cmd, timeout=60, cwd=None, input=None, env=None, check=False, shell=
     except subprocess.TimeoutExpired:
         _kill_group(p)
         out, err = p.communicate()
+        if _ours(cmd):
+            SECRETS.scan(f"the stdout of {_label([os.path.basename(str(cmd[0]))] + cmd[1:])}", out)
+            SECRETS.scan(f"the stderr of {_label([os.path.basename(str(cmd[0]))] + cmd[1:])}", err)
         raise AssertionError(f"{cmd!r} did not end within {timeout} s; stderr: "
                              f"{err.decode(errors='replace')[-2000:]!r}") from None
     res = subprocess.CompletedProcess(cmd, p.returncode, out, err.decode(errors="replace"))
+    if _ours(cmd):
+        SECRETS.scan(f"the stdout of {_label([os.path.basename(str(cmd[0]))] + cmd[1:])}", out)
+        SECRETS.scan(f"the stderr of {_label([os.path.basename(str(cmd[0]))] + cmd[1:])}", err)
     if check and res.returncode != 0:
         raise AssertionError(f"{cmd!r} exited {res.returncode}: {res.stderr[-2000:]}")
     return res
@@ -1291,6 +1487,13 @@ class Mount:
             self.token_file = os.path.join(self._tmp, "token")
             with open(os.open(self.token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
                 f.write(emu.token + "\n")
+        elif self.token_file:
+            try:
+                with open(self.token_file, "rb") as f:
+                    SECRETS.register(f.read(4096).decode(errors="replace"),
+                                     "a Mount's token_file")
+            except OSError:
+                pass
         opts = []
         if self.endpoint:
             opts.append(f"endpoint={self.endpoint}")
@@ -1365,6 +1568,7 @@ class Mount:
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
         self._err_text = self.stderr_text()
+        self._scan_stderr(self._err_text)
         self.stopped = True
         if self in LIVE_MOUNTS:
             LIVE_MOUNTS.remove(self)
@@ -1373,6 +1577,31 @@ class Mount:
     def stderr_text(self):
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")
+
+    def _scan_meta(self, timeout=3):
+        """Scans .scriptumfs/errors and .scriptumfs/config for secrets, from
+        a live mount (read in a thread, so that a wedged daemon costs at most
+        timeout seconds here)."""
+        if not self.alive() or not os.path.ismount(self.path):
+            return
+
+        def scan():
+            for name in ("errors", "config"):
+                try:
+                    with open(self(".scriptumfs", name), "rb") as f:
+                        data = f.read(16 << 20)
+                except OSError:
+                    continue
+                SECRETS.scan(f"the .scriptumfs/{name} of a mount", data, test=test)
+
+        test = SECRETS.test
+        t = threading.Thread(target=scan, daemon=True)
+        t.start()
+        t.join(timeout)
+
+    def _scan_stderr(self, err):
+        SECRETS.scan("the log (stderr) of scriptumfs" +
+                     ("" if self.foreground else " before it went to the background"), err)
 
     def __call__(self, *parts):
         """A path inside the mount."""
@@ -1399,6 +1628,7 @@ class Mount:
         self.stopped = True
         if self in LIVE_MOUNTS:
             LIVE_MOUNTS.remove(self)
+        self._scan_meta()
         problems = force_unmount(self.path)
         killed = False
         if self.foreground:
@@ -1424,6 +1654,7 @@ class Mount:
                 killed = True
         err = self._err_text = self.stderr_text()
         self._stderr.close()
+        self._scan_stderr(err)
         still = self.path in fuse_mount_points()
         if not still:
             shutil.rmtree(self._tmp, ignore_errors=True)
