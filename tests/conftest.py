@@ -3,7 +3,25 @@ ports, started per test module and stopped (and checked) afterwards."""
 
 import pytest
 
+import harness
 from harness import Emulator
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_outputs(request):
+    """No configured secret in anything the CLI or the mount wrote during
+    the test (SPEC §7, §9; issue 13): harness.SECRETS scans every output as
+    it is produced (the CLI's stdout and stderr, the daemon's log, the
+    .scriptumfs/errors and config of every mount before it is unmounted);
+    a hit fails the test that produced it, naming the stream, with the
+    secret masked. Set up before, and so ended after, every other fixture
+    of the test (its mounts are unmounted, and scanned, before)."""
+    harness.SECRETS.register_module(request.module)
+    harness.SECRETS.begin(request.node.nodeid)
+    yield
+    hits = harness.SECRETS.end()
+    if hits:
+        pytest.fail(harness.SecretScan.describe(hits), pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +111,20 @@ def pytest_sessionfinish(session, exitstatus):
     left = harness.unmount_leftovers()
     if left:
         print(f"\nunmounted what tests left mounted: {left}")
+    # hits outside any test (module fixtures, the unmounts just above) fail
+    # the session; the tests' own hits already failed them
+    if harness.SECRETS.unclaimed() and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The secret check's summary: what was scanned, and every hit."""
+    scan = harness.SECRETS
+    if not scan.outputs and not scan.hits:
+        return
+    terminalreporter.write_line(scan.summary())
+    for h in scan.hits:
+        terminalreporter.write_line("  " + scan.describe([h]), red=True)
 
 
 @pytest.fixture
