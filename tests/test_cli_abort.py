@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from harness import cli_command, cli_env
+from harness import cli_command, cli_env, scan_output
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,6 +51,7 @@ def interrupted(emu, args, sig, settle=0.5, stdin=subprocess.DEVNULL):
         err = p.stderr.read().decode(errors="replace")
         p.stderr.close()
         shutil.rmtree(home, ignore_errors=True)
+        scan_output(f"the stderr of scriptum {' '.join(map(str, args[:4]))}", err)
     return rc, took, err
 
 
