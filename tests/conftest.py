@@ -125,6 +125,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write_line(scan.summary())
     for h in scan.hits:
         terminalreporter.write_line("  " + scan.describe([h]), red=True)
+    if scan.unclaimed():
+        terminalreporter.write_line(f"the session fails: {len(scan.unclaimed())} secret(s) "
+                                    "found outside any test", red=True)
 
 
 @pytest.fixture

@@ -669,6 +669,7 @@ class SecretScan:
         """Looks for every secret in data (bytes or str) and records a hit
         per secret found, named by the test and the stream (masked); returns
         the hits of this call."""
+        self.outputs += 1
         if not data:
             return []
         t0 = time.perf_counter()
@@ -687,7 +688,6 @@ class SecretScan:
                           "count": data.count(needle),
                           "excerpt": ("…" if lo else "") + repr(excerpt)[1:-1] +
                                      ("…" if hi < len(data) else "")})
-        self.outputs += 1
         self.bytes += len(data)
         self.seconds += time.perf_counter() - t0
         self.hits.extend(found[:max(0, SECRET_MAX_HITS - len(self.hits))])
