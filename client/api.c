@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "errbuf.h"
 #include "stream.h"
 
 struct api {
@@ -115,18 +116,11 @@ call_name(char *buf, size_t len, const char *call, const char *what, struct http
 
 /* ---- identity ---- */
 
-/* An id from an answer, fit for a one-line message: at most 40 bytes,
- * control bytes as '?'. */
+/* An id from an answer, fit for a one-line message in double quotes. */
 static void
 id_excerpt(char *out, size_t outsz, const char *id)
 {
-	size_t i;
-
-	for (i = 0; id[i] != '\0' && i < 40 && i + 4 < outsz; i++)
-		out[i] = (unsigned char)id[i] < 0x20 || id[i] == 0x7f ? '?' : id[i];
-	if (id[i] != '\0' && i + 4 <= outsz)
-		memcpy(out + i, "...", 3), i += 3;
-	out[i] = '\0';
+	errbuf_excerpt(out, outsz, id, strlen(id), 40, '"');
 }
 
 /*

@@ -14,4 +14,13 @@
 int errbuf_set(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * Up to max bytes of s (n bytes) for a one-line message, into out (outsz
+ * bytes, NUL-terminated): control bytes become '?', the quote the message
+ * puts around it and '\\' are escaped with a '\\', and a cut is made at a
+ * character and shown as "...". Text from a server cannot then break the
+ * line, end the quote or pass for another value.
+ */
+void errbuf_excerpt(char *out, size_t outsz, const char *s, size_t n, size_t max, char quote);
+
 #endif

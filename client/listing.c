@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "errmap.h"
 #include "listing.h"
 
@@ -181,20 +182,6 @@ nomem(const struct listing *l, struct http_error *e)
 	snprintf(e->message, sizeof(e->message), "out of memory");
 }
 
-/* A token fit for a one-line message: at most 40 bytes, control bytes as
- * '?', "..." when cut. */
-static void
-excerpt(char *out, size_t outsz, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i < 40 && i + 4 < outsz; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '\'' ? '?' : s[i];
-	if (s[i] != '\0' && i + 4 <= outsz)
-		memcpy(out + i, "...", 3), i += 3;
-	out[i] = '\0';
-}
-
 /*
  * Adds s to set under the listing's byte ceiling: 1 when it is new, 0
  * when the set has it, -EPROTO (what = "ids", "page tokens") when the
@@ -256,7 +243,7 @@ listing_end_page(struct listing *l, const char *next, size_t fresh, struct http_
 		l->done = true;
 		return 0;
 	}
-	excerpt(ex, sizeof(ex), next);
+	errbuf_excerpt(ex, sizeof(ex), next, strlen(next), 40, '\'');
 	if ((len = strlen(next)) > LISTING_TOKEN_MAX)
 		return lfail(l, e, "page %zu gave a page token of %zu bytes (limit %d): '%s'",
 		             l->pages, len, LISTING_TOKEN_MAX, ex);

@@ -823,36 +823,6 @@ oom(struct ctx *c)
 	return errbuf_set(c->err, c->errlen, -ENOMEM, "%s: out of memory", c->path);
 }
 
-/* Up to max bytes of s (n bytes) for a one-line message: control bytes
- * become '?', a cut is made at a character and shown as "...". */
-static void
-excerpt(char *out, size_t outsz, const char *s, size_t n, size_t max)
-{
-	size_t o = 0, i;
-	bool cut = n > max;
-
-	if (cut) {
-		n = max;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
-	}
-	for (i = 0; i < n && o + 5 < outsz; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch < 0x20 || ch == 0x7f)
-			out[o++] = '?';
-		else if (ch == '"' || ch == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)ch;
-		} else
-			out[o++] = (char)ch;
-	}
-	if (cut)
-		for (int k = 0; k < 3; k++)
-			out[o++] = '.';
-	out[o] = '\0';
-}
-
 /* "a string (\"12x\")", "an object": what a value is, for a message. */
 static const char *
 describe(const json_t *v, char *buf, size_t n)
@@ -861,7 +831,8 @@ describe(const json_t *v, char *buf, size_t n)
 
 	switch (json_typeof(v)) {
 	case JSON_STRING:
-		excerpt(ex, sizeof(ex), json_string_value(v), json_string_length(v), 40);
+		errbuf_excerpt(ex, sizeof(ex), json_string_value(v), json_string_length(v), 40,
+		               '"');
 		snprintf(buf, n, "a string (\"%s\")", ex);
 		break;
 	case JSON_INTEGER:
@@ -1213,7 +1184,7 @@ parse_meta(struct ctx *c, const json_t *v, struct model_kv **out, size_t *n)
 		if (!json_is_string(item)) {
 			char ex[80];
 
-			excerpt(ex, sizeof(ex), key, strlen(key), 40);
+			errbuf_excerpt(ex, sizeof(ex), key, strlen(key), 40, '"');
 			path_push(c, "[\"%s\"]", ex);
 			return expected(c, "a string", item);
 		}
