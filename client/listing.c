@@ -6,6 +6,7 @@
  * protocol error naming the call and the rule it broke.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -268,14 +269,66 @@ listing_end_page(struct listing *l, const char *next, size_t fresh, struct http_
 	return 0;
 }
 
+/*
+ * What a page of ListThreads or ListScripts leaves: of its *n entries of
+ * size bytes each, those whose key (a char * at key_off) is new to the
+ * listing, moved to the front in the server's order (*n becomes their
+ * count), the others cleared; then the page's bounds. 0, or -errno with e
+ * filled and every entry cleared (*n is 0).
+ */
+static int
+page_keep(struct listing *l, void *entries, size_t *n, size_t size, size_t key_off,
+          void (*clear)(void *), const char *what, const char *next, struct http_error *e)
+{
+	char *base = entries;
+	size_t keep = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		char *ent = base + i * size;
+
+		if (rc >= 0)
+			rc = listing_add(l, &l->ids, *(char **)(void *)(ent + key_off), what, e);
+		if (rc == 1) {
+			if (keep != i)
+				memcpy(base + keep * size, ent, size);
+			keep++;
+		} else {
+			clear(ent);
+		}
+	}
+	if (rc >= 0)
+		rc = listing_end_page(l, next, keep, e);
+	if (rc == -ENOMEM)
+		nomem(l, e);
+	if (rc < 0) {
+		for (size_t i = 0; i < keep; i++)
+			clear(base + i * size);
+		keep = 0;
+	}
+	*n = keep;
+	return rc < 0 ? rc : 0;
+}
+
+static void
+clear_thread(void *t)
+{
+	model_thread_clear(t);
+}
+
+static void
+clear_script(void *s)
+{
+	model_script_clear(s);
+}
+
 int
 listing_threads(struct listing *l, struct api *a, const struct api_list *q,
                 struct model_thread_list *out, struct http_error *e)
 {
 	struct api_list pq = *q;
 	struct http_error local;
-	size_t keep = 0;
-	int rc = 0;
+	int rc;
 
 	if (e == NULL)
 		e = &local;
@@ -285,28 +338,12 @@ listing_threads(struct listing *l, struct api *a, const struct api_list *q,
 	pq.page_token = l->token;
 	if ((rc = api_list_threads(a, &pq, out, e)) != 0)
 		return rc;
-	/* the page keeps the entries new to the listing, in order */
-	for (size_t i = 0; i < out->n_threads; i++) {
-		struct model_thread *t = &out->threads[i];
-
-		if (rc >= 0)
-			rc = listing_add(l, &l->ids, t->thread_id, "ids", e);
-		if (rc == 1)
-			out->threads[keep++] = *t;
-		else
-			model_thread_clear(t);
-	}
-	out->n_threads = keep;
-	if (rc >= 0)
-		rc = listing_end_page(l, out->next_page_token, keep, e);
-	if (rc == -ENOMEM)
-		nomem(l, e);
-	if (rc < 0) {
+	rc = page_keep(l, out->threads, &out->n_threads, sizeof(*out->threads),
+	               offsetof(struct model_thread, thread_id), clear_thread, "ids",
+	               out->next_page_token, e);
+	if (rc != 0)
 		model_thread_list_clear(out);
-		memset(out, 0, sizeof(*out));
-		return rc;
-	}
-	return 0;
+	return rc;
 }
 
 int
@@ -314,8 +351,7 @@ listing_scripts(struct listing *l, struct api *a, int page_size, struct model_sc
                 struct http_error *e)
 {
 	struct http_error local;
-	size_t keep = 0;
-	int rc = 0;
+	int rc;
 
 	if (e == NULL)
 		e = &local;
@@ -324,25 +360,10 @@ listing_scripts(struct listing *l, struct api *a, int page_size, struct model_sc
 		return rc;
 	if ((rc = api_list_scripts(a, page_size, l->token, out, e)) != 0)
 		return rc;
-	for (size_t i = 0; i < out->n_scripts; i++) {
-		struct model_script *s = &out->scripts[i];
-
-		if (rc >= 0)
-			rc = listing_add(l, &l->ids, s->name, "names", e);
-		if (rc == 1)
-			out->scripts[keep++] = *s;
-		else
-			model_script_clear(s);
-	}
-	out->n_scripts = keep;
-	if (rc >= 0)
-		rc = listing_end_page(l, out->next_page_token, keep, e);
-	if (rc == -ENOMEM)
-		nomem(l, e);
-	if (rc < 0) {
+	rc = page_keep(l, out->scripts, &out->n_scripts, sizeof(*out->scripts),
+	               offsetof(struct model_script, name), clear_script, "names",
+	               out->next_page_token, e);
+	if (rc != 0)
 		model_script_list_clear(out);
-		memset(out, 0, sizeof(*out));
-		return rc;
-	}
-	return 0;
+	return rc;
 }
