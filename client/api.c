@@ -80,26 +80,6 @@ redacted(struct api *a, int rc, struct http_error *e)
 
 /* ---- errors ---- */
 
-static int efail(struct http_error *e, int err, int http_status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Fails a call that the transport got through but this layer could not
- * accept (an unparsable answer, a broken stream). e->call is already set. */
-static int
-efail(struct http_error *e, int err, int http_status, const char *fmt, ...)
-{
-	va_list ap;
-
-	e->err = err;
-	e->http_status = http_status;
-	e->grpc_code = -1;
-	e->exit_code = errmap_exit_code(err);
-	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
-	va_end(ap);
-	return -err;
-}
-
 /* Names a call and its object for messages ("GetThread th_123") in buf,
  * and starts *e afresh with that name. */
 static void
@@ -138,11 +118,12 @@ check_identity(struct http_error *e, const char *field, const char *asked, const
 	if (got[0] == '\0' && !required)
 		return 0;
 	if (got[0] == '\0')
-		return efail(e, EPROTO, 200, "the answer has no %s", field);
+		return http_error_set(e, EPROTO, 200, "the answer has no %s", field);
 	if (asked != NULL && strcmp(asked, got) != 0) {
 		id_excerpt(ex, sizeof(ex), got);
-		return efail(e, EPROTO, 200, "the answer is about %s \"%s\", not the one asked for",
-		             field, ex);
+		return http_error_set(e, EPROTO, 200,
+		                      "the answer is about %s \"%s\", not the one asked for", field,
+		                      ex);
 	}
 	return 0;
 }
@@ -173,7 +154,7 @@ action_answer(struct http_error *e, const char *id, struct model_thread *t)
 		free(t->thread_id);
 		if ((t->thread_id = strdup(id)) == NULL) {
 			model_thread_clear(t);
-			return efail(e, ENOMEM, 0, "out of memory");
+			return http_error_set(e, ENOMEM, 0, "out of memory");
 		}
 	}
 	return rc;
@@ -198,7 +179,7 @@ unary(struct api *a, const char *call, const char *method, const char *path, con
 	if (body != NULL) {
 		if ((text = json_dumps(body, JSON_COMPACT)) == NULL) {
 			snprintf(e->call, sizeof(e->call), "%s", call);
-			return efail(e, ENOMEM, 0, "out of memory");
+			return http_error_set(e, ENOMEM, 0, "out of memory");
 		}
 		rq.body = text;
 		rq.body_len = strlen(text);
@@ -212,8 +193,9 @@ unary(struct api *a, const char *call, const char *method, const char *path, con
 	*out = json_loadb(resp.body != NULL ? resp.body : "", resp.len,
 	                  JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (*out == NULL) {
-		rc = efail(e, EPROTO, resp.status, "the answer is not JSON (%s at byte %d)",
-		           jerr.text, jerr.position);
+		rc =
+		    http_error_set(e, EPROTO, resp.status, "the answer is not JSON (%s at byte %d)",
+		                   jerr.text, jerr.position);
 		http_response_clear(&resp);
 		return rc;
 	}
@@ -242,9 +224,9 @@ unary_parse(struct api *a, const char *call, const char *method, const char *pat
 	rc = parse(v, out, err, sizeof(err));
 	json_decref(v);
 	if (rc == -ENOMEM)
-		return efail(e, ENOMEM, 200, "out of memory");
+		return http_error_set(e, ENOMEM, 200, "out of memory");
 	if (rc != 0)
-		return redacted(a, efail(e, EPROTO, 200, "unexpected answer: %s", err), e);
+		return redacted(a, http_error_set(e, EPROTO, 200, "unexpected answer: %s", err), e);
 	return 0;
 }
 
@@ -271,9 +253,9 @@ object_path(char *buf, size_t len, const char *collection, const char *what, con
 	char esc[1024];
 
 	if (name == NULL || name[0] == '\0')
-		return efail(e, EINVAL, 0, "a %s is required", what);
+		return http_error_set(e, EINVAL, 0, "a %s is required", what);
 	if (http_escape(name, esc, sizeof(esc)) < 0)
-		return efail(e, EINVAL, 0, "the %s is too long", what);
+		return http_error_set(e, EINVAL, 0, "the %s is too long", what);
 	snprintf(buf, len, API_PREFIX "/%s/%s%s", collection, esc, suffix);
 	return 0;
 }
@@ -354,9 +336,9 @@ api_create_thread(struct api *a, const struct api_create *rq, struct model_threa
 		e = &local;
 	call_name(call, sizeof(call), "CreateThread", rq->script_name, e);
 	if (rq->script_name == NULL || rq->script_name[0] == '\0')
-		return efail(e, EINVAL, 0, "a script name is required");
+		return http_error_set(e, EINVAL, 0, "a script name is required");
 	if ((body = create_body(rq)) == NULL)
-		return efail(e, EINVAL, 0, "the request cannot be encoded (not UTF-8?)");
+		return http_error_set(e, EINVAL, 0, "the request cannot be encoded (not UTF-8?)");
 	rc = unary_parse(a, call, "POST", API_PREFIX "/threads", body, 0, parse_thread, out, e);
 	json_decref(body);
 	/* the new thread's id must be there; the rest may be left out */
@@ -453,7 +435,7 @@ api_resume_thread(struct api *a, const char *id, const char *answer_json, struct
 	if (answer_json != NULL && answer_json[0] != '\0' &&
 	    json_object_set_new(body, "stepInputOverrideJson", json_string(answer_json)) != 0) {
 		json_decref(body);
-		return efail(e, EINVAL, 0, "the answer cannot be encoded (not UTF-8?)");
+		return http_error_set(e, EINVAL, 0, "the answer cannot be encoded (not UTF-8?)");
 	}
 	rc = unary_parse(a, call, "POST", path, body, 0, parse_thread, out, e);
 	json_decref(body);
@@ -478,7 +460,8 @@ details_identity(struct http_error *e, const char *path, const struct model_resu
 		if (strcmp(r->step_details[i].step.step_path, path) == 0)
 			return 0;
 	id_excerpt(ex, sizeof(ex), r->step_details[0].step.step_path);
-	return efail(e, EPROTO, 200, "the answer is about step \"%s\", not the one asked for", ex);
+	return http_error_set(e, EPROTO, 200,
+	                      "the answer is about step \"%s\", not the one asked for", ex);
 }
 
 int
@@ -848,7 +831,7 @@ run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms, 
 
 	if ((s->parser = stream_new(on_message, s, 0)) == NULL) {
 		snprintf(e->call, sizeof(e->call), "%s", call);
-		return efail(e, ENOMEM, 0, "out of memory");
+		return http_error_set(e, ENOMEM, 0, "out of memory");
 	}
 	rc = http_do(a->http, &rq, &resp, e);
 	/* the last server-sent event may only be complete at the end */
@@ -856,10 +839,12 @@ run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms, 
 	describe(s, where, sizeof(where));
 	if (rc == 0 && finish == 0) {
 		if (!done(s))
-			rc = efail(e, EIO, resp.status, "the stream ended early (%s)", where);
+			rc = http_error_set(e, EIO, resp.status, "the stream ended early (%s)",
+			                    where);
 	} else if (rc == 0 && finish == -EPROTO && s->why[0] == '\0') {
 		/* the body ended properly, but inside a message */
-		rc = efail(e, EIO, resp.status, "the stream was cut inside a message (%s)", where);
+		rc = http_error_set(e, EIO, resp.status, "the stream was cut inside a message (%s)",
+		                    where);
 	} else {
 		if (rc == 0)
 			rc = finish;
@@ -880,15 +865,16 @@ run_stream(struct api *a, const char *call, const char *path, int64_t stall_ms, 
 				e->message[0] = '\0';
 			rc = -m.err;
 		} else if (s->cb_err == 0 && s->why[0] != '\0') {
-			rc = efail(e, EPROTO, resp.status, "%s (%s)", s->why, where);
+			rc = http_error_set(e, EPROTO, resp.status, "%s (%s)", s->why, where);
 		} else if (s->cb_err == 0 && stream_errstr(s->parser)[0] != '\0') {
-			rc = efail(e, rc == -EMSGSIZE ? EMSGSIZE : EPROTO, resp.status, "%s (%s)",
-			           stream_errstr(s->parser), where);
+			rc = http_error_set(e, rc == -EMSGSIZE ? EMSGSIZE : EPROTO, resp.status,
+			                    "%s (%s)", stream_errstr(s->parser), where);
 		} else if (rc == -EIO && s->msgs > 0) {
 			char was[sizeof(e->message)];
 
 			memcpy(was, e->message, sizeof(was));
-			rc = efail(e, EIO, resp.status, "the stream was cut: %s (%s)", was, where);
+			rc = http_error_set(e, EIO, resp.status, "the stream was cut: %s (%s)", was,
+			                    where);
 		}
 	}
 	http_response_clear(&resp);
@@ -927,7 +913,7 @@ api_watch(struct api *a, const char *id, const char *step_path, api_event_fn fn,
 	if (!step)
 		rc = thread_path(path, sizeof(path), id, "/watch", e);
 	else if (http_escape(step_path, esc, sizeof(esc)) < 0)
-		rc = efail(e, EINVAL, 0, "the step path is too long");
+		rc = http_error_set(e, EINVAL, 0, "the step path is too long");
 	else {
 		char suffix[1100];
 
@@ -1044,6 +1030,6 @@ api_stream_steps(struct api *a, const char *id, const char *step_path, size_t ma
 	}
 	rc = run_stream(a, call, path, 0, false, abort, &s, steps_done, steps_describe, e);
 	if (rc == 0 && step_path != NULL && step_path[0] != '\0' && s.steps == 0)
-		rc = efail(e, EPROTO, 200, "the stream held no step %s", step_path);
+		rc = http_error_set(e, EPROTO, 200, "the stream held no step %s", step_path);
 	return rc;
 }

@@ -274,19 +274,39 @@ has_control(const char *s)
 static int fail(struct http_error *e, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+int
+http_error_vset(struct http_error *e, int err, int http_status, const char *fmt, va_list ap)
+{
+	e->err = err;
+	e->http_status = http_status;
+	e->grpc_code = -1;
+	e->exit_code = errmap_exit_code(err);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	return -err;
+}
+
+int
+http_error_set(struct http_error *e, int err, int http_status, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = http_error_vset(e, err, http_status, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 static int
 fail(struct http_error *e, int err, const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	e->err = err;
-	e->http_status = 0;
-	e->grpc_code = -1;
-	e->exit_code = errmap_exit_code(err);
 	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	rc = http_error_vset(e, err, 0, fmt, ap);
 	va_end(ap);
-	return -err;
+	return rc;
 }
 
 static void

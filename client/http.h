@@ -23,6 +23,7 @@
 #ifndef SCRIPTUM_HTTP_H
 #define SCRIPTUM_HTTP_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -197,6 +198,18 @@ void http_response_clear(struct http_response *r);
  * be NULL. Thread-safe.
  */
 void http_redact(struct http_client *c, char *msg, size_t size);
+
+/*
+ * Sets e's outcome for a failure a layer found itself (e->call is kept):
+ * err (a positive errno), http_status (0: no answer behind it), no gRPC
+ * code, errmap's exit status for err, and the message. Returns -err, so
+ * that `return http_error_set(e, EPROTO, 200, ...)` fails a call in one
+ * line. The one filler of a failure for http.c, api.c and listing.c.
+ */
+int http_error_set(struct http_error *e, int err, int http_status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int http_error_vset(struct http_error *e, int err, int http_status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* Writes "GetThread: <message> (HTTP 404, NOT_FOUND)" into buf; returns
  * what snprintf() returns. */

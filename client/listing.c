@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "errbuf.h"
-#include "errmap.h"
 #include "listing.h"
 
 /* What a string held in a set costs: its bytes, and malloc's overhead. */
@@ -158,12 +157,9 @@ lfail(struct listing *l, struct http_error *e, const char *fmt, ...)
 	va_list ap;
 
 	memset(e, 0, sizeof(*e));
-	e->err = EPROTO;
-	e->grpc_code = -1;
-	e->exit_code = errmap_exit_code(EPROTO);
 	snprintf(e->call, sizeof(e->call), "%s", l->call);
 	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	http_error_vset(e, EPROTO, 0, fmt, ap);
 	va_end(ap);
 	l->why = *e;
 	l->failed = -EPROTO;
@@ -176,11 +172,8 @@ static void
 nomem(const struct listing *l, struct http_error *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->err = ENOMEM;
-	e->grpc_code = -1;
-	e->exit_code = errmap_exit_code(ENOMEM);
 	snprintf(e->call, sizeof(e->call), "%s", l->call);
-	snprintf(e->message, sizeof(e->message), "out of memory");
+	http_error_set(e, ENOMEM, 0, "out of memory");
 }
 
 /*
