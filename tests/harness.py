@@ -336,11 +336,16 @@ def thread_ids(threads):
     return [t.get("threadId", t.get("thread_id")) for t in threads]
 
 
+# the most pages a test's listing may take: every loop over server data has a bound
+LIST_MAX_PAGES = 1000
+
+
 def list_all(emu, page_size=None, **params):
     """Pages through ListThreads; returns (threads, number of pages), each
-    page read as canonical_message() reads it, whatever the --wire."""
+    page read as canonical_message() reads it, whatever the --wire. A
+    listing of more than LIST_MAX_PAGES pages fails the test."""
     threads, token, pages = [], None, 0
-    while True:
+    while pages < LIST_MAX_PAGES:
         q = dict(params)
         if page_size is not None:
             q["pageSize"] = page_size
@@ -352,6 +357,7 @@ def list_all(emu, page_size=None, **params):
         token = page.get("nextPageToken")
         if not token:
             return threads, pages
+    raise AssertionError(f"ListThreads did not end within {LIST_MAX_PAGES} pages")
 
 
 class StreamClosed(Exception):
@@ -1168,16 +1174,7 @@ def get_canonical(emu, path, **params):
 
 def list_all_canonical(emu, **params):
     """Every thread ListThreads gives (newest first), canonical."""
-    threads, token = [], None
-    while True:
-        q = dict(params, pageSize=1000)
-        if token:
-            q["pageToken"] = token
-        page = get_canonical(emu, "/threads", **q)
-        threads += page.get("threads", [])
-        token = page.get("nextPageToken")
-        if not token:
-            return threads
+    return list_all(emu, page_size=1000, **params)[0]
 
 
 def wire_framing(mode):

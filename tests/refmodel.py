@@ -31,13 +31,12 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import (Emulator, HTTPError, Mount, canonical, force_unmount, run_cmd,  # noqa: E402
-                     scriptum, start_emulator_on_port, status_word)
+from harness import (Emulator, HTTPError, Mount, run_cmd, scriptum,  # noqa: E402
+                     start_emulator_on_port, status_word)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 QUIET = TERMINAL | {"paused"}
@@ -79,15 +78,8 @@ def wire_args(spec):
 
 # ---- the API's raw answers, canonical ----
 
-def unwrap(doc):
-    """What a unary answer says, however the wire spells it: its one-key
-    wrapper (with any unknown siblings) taken off, the emulator's unknown
-    keys and zero or null fields dropped (harness.canonical_message)."""
-    return harness.canonical_message(doc)
-
-
 def api_get(emu, path, **params):
-    return unwrap(emu.get(path, **params))
+    return harness.get_canonical(emu, path, **params)
 
 
 def stream_messages(emu, path, params=None):
@@ -96,25 +88,11 @@ def stream_messages(emu, path, params=None):
     status, body = emu.stream(path, params=params, timeout=120)
     if status != 200:
         raise HTTPError(status, body, {})
-    text = body.lstrip()
-    framing = "array" if text[:1] == b"[" else "sse" if text[:5] == b"data:" else "ndjson"
-    msgs, err = harness.parse_stream(body, framing)
+    msgs, err = harness.parse_stream(body, "auto")
     return [harness.canonical_message(m, unwrap=False) for m in msgs], err
 
 
-def api_list(emu, **params):
-    """Every thread of ListThreads (all pages), newest first, canonical."""
-    out, token = [], None
-    for _ in range(1000):
-        q = dict(params, pageSize=1000)
-        if token:
-            q["pageToken"] = token
-        page = api_get(emu, "/threads", **q)
-        out += page.get("threads", [])
-        token = page.get("nextPageToken")
-        if not token:
-            return out
-    raise AssertionError("ListThreads did not end within 1000 pages")
+api_list = harness.list_all_canonical
 
 
 def word(value):
@@ -697,21 +675,7 @@ class Driver:
         if tid is None:
             return
         before = self.model(tid)
-        if via == "file":
-            try:
-                harness.write_file(self.fs.thread(tid, "resume"), answer.encode())
-                err = 0
-            except OSError as e:
-                err = e.errno
-            if before.terminal():
-                check(err == errno.EBUSY, "resume", f"resume of {before.status} {tid}: "
-                      f"{errno.errorcode.get(err, err)}, not EBUSY")
-        else:
-            r = scriptum(self.emu, "thread", "resume", tid, "--input", answer)
-            err = 0 if r.rc == 0 else -r.rc
-            if before.terminal():
-                check(r.rc != 0, "resume", f"scriptum thread resume of {before.status} {tid} "
-                      f"succeeded")
+        err = self.act(tid, before, "resume", via, answer.encode(), "--input", answer)
         if before.status != "paused":
             return
         # a paused thread stays paused until this run resumes it
@@ -736,24 +700,31 @@ class Driver:
         if tid is None:
             return
         before = self.model(tid)
+        err = self.act(tid, before, "cancel", via, b"x\n")
+        if via == "file" and not before.terminal() and err == 0:
+            after = self.model(tid)
+            check(after.status == "cancelled", "cancel",
+                  f"cancel of {tid} succeeded, the API says {after.status}")
+
+    def act(self, tid, before, what, via, data, *cli_args):
+        """Cancel or resume tid through its file (writing data) or the CLI;
+        a finished thread must refuse (EBUSY, or a failing CLI). Returns the
+        file's errno, or minus the CLI's exit status (0 on success)."""
         if via == "file":
             try:
-                harness.write_file(self.fs.thread(tid, "cancel"), b"x\n")
+                harness.write_file(self.fs.thread(tid, what), data)
                 err = 0
             except OSError as e:
                 err = e.errno
             if before.terminal():
-                check(err == errno.EBUSY, "cancel", f"cancel of {before.status} {tid}: "
+                check(err == errno.EBUSY, what, f"{what} of {before.status} {tid}: "
                       f"{errno.errorcode.get(err, err)}, not EBUSY")
-            elif err == 0:
-                after = self.model(tid)
-                check(after.status == "cancelled", "cancel",
-                      f"cancel of {tid} succeeded, the API says {after.status}")
-        else:
-            r = scriptum(self.emu, "thread", "cancel", tid)
-            if before.terminal():
-                check(r.rc != 0, "cancel", f"scriptum thread cancel of {before.status} {tid} "
-                      f"succeeded")
+            return err
+        r = scriptum(self.emu, "thread", what, tid, *cli_args)
+        if before.terminal():
+            check(r.rc != 0, what, f"scriptum thread {what} of {before.status} {tid} "
+                  f"succeeded")
+        return 0 if r.rc == 0 else -r.rc
 
     def op_restart(self):
         """The emulator restarts on its port; its state is lost, so the run
