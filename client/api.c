@@ -574,6 +574,19 @@ sfail(struct sctx *s, const char *fmt, ...)
 	return -EPROTO;
 }
 
+/* Whether a stream's message (what: "an event") names the thread asked
+ * about: 0, or -EPROTO. */
+static int
+stream_thread(struct sctx *s, const char *what, const char *got)
+{
+	char ex[64];
+
+	if (strcmp(got, s->thread_id) == 0)
+		return 0;
+	id_excerpt(ex, sizeof(ex), got);
+	return sfail(s, "%s about thread \"%s\", not the one asked for", what, ex);
+}
+
 static int
 on_message(json_t *msg, void *arg)
 {
@@ -615,12 +628,9 @@ check_event(struct sctx *s, json_t *msg)
 		return 0;
 	}
 	if (ev.has_thread && ev.thread.thread_id[0] != '\0' &&
-	    strcmp(ev.thread.thread_id, s->thread_id) != 0) {
-		char ex[64];
-
-		id_excerpt(ex, sizeof(ex), ev.thread.thread_id);
+	    (rc = stream_thread(s, "an event", ev.thread.thread_id)) != 0) {
 		model_event_clear(&ev);
-		return sfail(s, "an event about thread \"%s\", not the one asked for", ex);
+		return rc;
 	}
 	if (ev.has_thread && model_thread_terminal(ev.thread.status))
 		s->terminal = true;
@@ -663,13 +673,8 @@ check_result_msg(struct sctx *s, const struct model_result_msg *m)
 			return sfail(s, "a negative outputTotalBytes");
 		if (m->thread_id[0] == '\0')
 			return sfail(s, "a meta message naming no thread");
-		if (strcmp(m->thread_id, s->thread_id) != 0) {
-			char ex[64];
-
-			id_excerpt(ex, sizeof(ex), m->thread_id);
-			return sfail(s, "a meta message about thread \"%s\", not the one asked for",
-			             ex);
-		}
+		if (stream_thread(s, "a meta message", m->thread_id) != 0)
+			return -EPROTO;
 		s->have_meta = true;
 		s->total = m->output_total_bytes;
 		return 0;
