@@ -646,21 +646,6 @@ out:
 	return rc;
 }
 
-bool
-meta_is_final(struct meta *m, const char *id)
-{
-	bool yes = false;
-
-	pthread_mutex_lock(&m->lock);
-	for (struct entry *e = m->bucket[fs_hash(id, NBUCKETS)]; e != NULL; e = e->next)
-		if (strcmp(e->id, id) == 0) {
-			yes = e->ti.have && e->ti.final;
-			break;
-		}
-	pthread_mutex_unlock(&m->lock);
-	return yes;
-}
-
 void
 meta_seed(struct meta *m, const struct model_thread *t)
 {

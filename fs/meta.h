@@ -49,10 +49,6 @@ typedef void meta_output_fn(void *arg, const char *id, const unsigned char *data
  * payload cache). Before any other call. */
 void meta_on_output(struct meta *m, meta_output_fn *fn, void *arg);
 
-/* Whether the Thread cached for id is known to be final (terminal), without
- * a call: false when unknown. Says nothing of its result or steps. */
-bool meta_is_final(struct meta *m, const char *id);
-
 /* A Thread seen in a listing or an action's answer: kept as if fetched now.
  * One whose status is unspecified (a minimal answer) is not kept. */
 void meta_seed(struct meta *m, const struct model_thread *t);
