@@ -479,11 +479,15 @@ json_element(struct cli_rows *r, json_t *v)
 	if (text == NULL)
 		return -ENOMEM;
 	fputs(r->n == 0 ? "[\n  " : ",\n  ", stdout);
-	/* a newline in JSON text is only ever between tokens */
-	for (const char *p = text; *p != '\0'; p++) {
-		fputc(*p, stdout);
-		if (*p == '\n')
-			fputs("  ", stdout);
+	/* a newline in JSON text is only ever between tokens: each line is
+	 * written whole, the next one indented */
+	for (const char *p = text, *nl; *p != '\0'; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL) {
+			fputs(p, stdout);
+			break;
+		}
+		fwrite(p, 1, (size_t)(nl - p) + 1, stdout);
+		fputs("  ", stdout);
 	}
 	free(text);
 	return 0;
