@@ -125,6 +125,7 @@ fuzz-run: $(FUZZ_BIN)
 
 # what the fuzzed parsers are made of; no network code
 FUZZ_LIB     := client/stream.c client/errmap.c client/b64.c client/model.c client/jsontext.c \
+		client/jsonload.c \
 		client/errbuf.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)

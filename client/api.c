@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "errbuf.h"
+#include "jsonload.h"
 #include "stream.h"
 
 struct api {
@@ -173,6 +174,7 @@ unary(struct api *a, const char *call, const char *method, const char *path, con
 	struct http_response resp = {0};
 	json_error_t jerr;
 	char *text = NULL;
+	size_t budget;
 	int rc;
 
 	*out = NULL;
@@ -190,17 +192,21 @@ unary(struct api *a, const char *call, const char *method, const char *path, con
 		http_response_clear(&resp);
 		return rc;
 	}
-	*out = json_loadb(resp.body != NULL ? resp.body : "", resp.len,
-	                  JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-	if (*out == NULL) {
+	budget = JSONLOAD_BUDGET(http_max_body(a->http));
+	rc = jsonload(resp.body, resp.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, budget, out, &jerr);
+	if (rc == -EMSGSIZE)
+		rc = http_error_set(e, EMSGSIZE, resp.status,
+		                    "the server's answer is too large to parse (%zu bytes of JSON, "
+		                    "limit %zu bytes in memory)",
+		                    resp.len, budget);
+	else if (rc == -ENOMEM)
+		rc = http_error_set(e, ENOMEM, resp.status, "out of memory");
+	else if (rc != 0)
 		rc =
 		    http_error_set(e, EPROTO, resp.status, "the answer is not JSON (%s at byte %d)",
 		                   jerr.text, jerr.position);
-		http_response_clear(&resp);
-		return rc;
-	}
 	http_response_clear(&resp);
-	return 0;
+	return rc;
 }
 
 typedef int (*parse_fn)(const json_t *v, void *out, char *err, size_t errlen);

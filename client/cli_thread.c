@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "listing.h"
+#include "jsonload.h"
 #include "jsontext.h"
 
 #define INPUT_MAX  ((size_t)16 << 20) /* the mount's limit for `new` too */
@@ -294,11 +295,16 @@ print_output(struct cli *c, const char *id)
 			free(k.buf);
 			return cli_api_error(&e);
 		}
-		v = json_loadb(k.buf != NULL ? k.buf : "", k.len, JSON_DECODE_ANY, &jerr);
+		rc = jsonload(k.buf, k.len, JSON_DECODE_ANY, JSONLOAD_BUDGET(YAML_MAX), &v, &jerr);
 		free(k.buf);
-		if (v == NULL)
+		if (rc == -EMSGSIZE)
+			return cli_fail(EXIT_INVALID,
+			                "thread %s: the output would take over %zu MiB parsed: too "
+			                "large for -o yaml (without -o, it is written as it comes)",
+			                id, JSONLOAD_BUDGET(YAML_MAX) >> 20);
+		if (rc != 0)
 			return cli_fail(EXIT_INTERNAL, "thread %s: the output is not JSON (%s)", id,
-			                jerr.text);
+			                rc == -ENOMEM ? "out of memory" : jerr.text);
 		rc = cli_print_value(stdout, CLI_YAML, v);
 		json_decref(v);
 		return rc == 0 ? EXIT_OK : EXIT_INTERNAL;

@@ -832,6 +832,12 @@ http_client_stats(struct http_client *c, struct http_stats *out)
 	out->token_fetches = atomic_load(&c->n_token_fetches);
 }
 
+size_t
+http_max_body(const struct http_client *c)
+{
+	return c->max_body;
+}
+
 void
 http_response_clear(struct http_response *r)
 {

@@ -237,6 +237,8 @@ struct http_stats {
 	uint64_t token_fetches; /* OAuth token requests */
 };
 void http_client_stats(struct http_client *c, struct http_stats *out);
+/* The largest body the client buffers (http_options.max_body). */
+size_t http_max_body(const struct http_client *c);
 
 /*
  * Percent-encodes s for one path segment or query value: A-Z a-z 0-9 - . _ ~

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "stream.h"
+#include "jsonload.h"
 
 enum arr_state {
 	ARR_OPEN,  /* before '[' */
@@ -335,22 +336,23 @@ ph_walk(json_t *node, struct ph_find *f)
  * apart; NULL when that does not work out (the caller then parses it all).
  */
 static json_t *
-parse_split(const char *s, size_t n, size_t off, size_t len)
+parse_split(const char *s, size_t n, size_t off, size_t len, size_t budget)
 {
 	size_t tail = n - off - len - 2, small = off + sizeof(placeholder) - 1 + tail;
 	char stackbuf[4096], *b = small <= sizeof(stackbuf) ? stackbuf : malloc(small);
 	struct ph_find f = {0};
 	json_t *root, *v;
+	int rc;
 
 	if (b == NULL)
 		return NULL;
 	memcpy(b, s, off);
 	memcpy(b + off, placeholder, sizeof(placeholder) - 1);
 	memcpy(b + off + sizeof(placeholder) - 1, s + off + len + 2, tail);
-	root = json_loadb(b, small, JSON_ALLOW_NUL, NULL);
+	rc = jsonload(b, small, JSON_ALLOW_NUL, budget, &root, NULL);
 	if (b != stackbuf)
 		free(b);
-	if (root == NULL)
+	if (rc != 0)
 		return NULL;
 	ph_walk(root, &f);
 	/* Not a value (a key), or a hostile look-alike: let jansson do it all. */
@@ -371,18 +373,25 @@ deliver(struct stream *p, const char *s, size_t n)
 {
 	json_error_t jerr;
 	json_t *root = NULL, *msg;
+	size_t budget = JSONLOAD_BUDGET(p->max_msg);
 	int rc;
 
 	if (n > p->max_msg)
 		return fail(p, -EMSGSIZE, "a stream message is larger than the %zu-byte limit",
 		            p->max_msg);
 	if (p->big_len >= BIG_MIN && plain_ascii(s + p->big_off + 1, p->big_len))
-		root = parse_split(s, n, p->big_off, p->big_len);
-	if (root == NULL)
-		root = json_loadb(s, n, JSON_ALLOW_NUL, &jerr);
-	if (root == NULL)
+		root = parse_split(s, n, p->big_off, p->big_len, budget);
+	if (root == NULL && (rc = jsonload(s, n, JSON_ALLOW_NUL, budget, &root, &jerr)) != 0) {
+		if (rc == -EMSGSIZE)
+			return fail(p, rc,
+			            "stream message %zu is too large to parse (%zu bytes of JSON, "
+			            "limit %zu bytes in memory)",
+			            p->count + 1, n, budget);
+		if (rc == -ENOMEM)
+			return fail(p, rc, "out of memory");
 		return fail(p, -EPROTO, "stream message %zu is not valid JSON: %s (at byte %d)",
 		            p->count + 1, jerr.text, jerr.position);
+	}
 	msg = root;
 	/* the wrapper may have unknown siblings ({"result": {...}, "seq": 3}) */
 	if (json_is_object(json_object_get(root, "result")))

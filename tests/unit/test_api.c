@@ -1973,6 +1973,61 @@ test_a_body_over_the_cap_is_too_large_with_both_sizes(void **state)
 	assert_message_has(&fx->e, "the server's answer is too large (2999 bytes, limit 1000)");
 }
 
+/* ---- the cost of parsing (issue 13, bug 9) ---- */
+
+/* A GetThread answer of about size bytes: the thread, then unknown keys
+ * with one-digit values, the densest JSON there is in memory. */
+static char *
+body_of_unknown_keys(size_t size)
+{
+	char *b = malloc(size + 64);
+	size_t n;
+	unsigned i;
+
+	assert_non_null(b);
+	n = (size_t)sprintf(b, "{\"threadId\": \"th_1\", \"status\": 2");
+	for (i = 0; n + 32 < size; i++)
+		n += (size_t)snprintf(b + n, 32, ", \"k%u\": 0", i);
+	snprintf(b + n, 8, "}");
+	return b;
+}
+
+/* A million unknown keys once cost 11 times their bytes: the parse now
+ * stops where its parsed form would pass 4 times the body cap. */
+static void
+test_an_answer_that_would_cost_more_than_the_budget_to_parse_is_too_large(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+	char *body = body_of_unknown_keys((size_t)1 << 20);
+
+	fx->max_body = (size_t)2 << 20;
+	serve(fx, reply_full(200, JSON, body));
+	free(body);
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), -EMSGSIZE);
+	assert_int_equal(fx->e.exit_code, 10);
+	assert_message_has(&fx->e, "the server's answer is too large to parse (");
+	assert_message_has(&fx->e, "limit 8388608 bytes in memory");
+	if (strstr(fx->e.message, "emory\"") != NULL || strstr(fx->e.message, "out of") != NULL)
+		fail_msg("message \"%s\" says out of memory", fx->e.message);
+}
+
+/* The same keys in a body a quarter the size parse within the budget. */
+static void
+test_an_answer_within_the_budget_parses_however_many_keys_it_has(void **state)
+{
+	struct fx *fx = *state;
+	struct model_thread t;
+	char *body = body_of_unknown_keys((size_t)256 << 10);
+
+	fx->max_body = (size_t)2 << 20;
+	serve(fx, reply_full(200, JSON, body));
+	free(body);
+	assert_int_equal(api_get_thread(fx->a, "th_1", &t, &fx->e), 0);
+	assert_string_equal(t.thread_id, "th_1");
+	model_thread_clear(&t);
+}
+
 /* ---- NUL in strings (issue 13, bug 6) ---- */
 
 /* "nul\u0000id" once became "nul": the answer about thread "nul". */
@@ -2095,6 +2150,8 @@ main(void)
 	    T(test_api_redact_knows_the_client_secret_and_the_org_id),
 	    T(test_a_header_of_1_mib_is_too_large_not_out_of_memory),
 	    T(test_a_body_over_the_cap_is_too_large_with_both_sizes),
+	    T(test_an_answer_that_would_cost_more_than_the_budget_to_parse_is_too_large),
+	    T(test_an_answer_within_the_budget_parses_however_many_keys_it_has),
 	    T(test_a_thread_id_holding_a_nul_is_eproto_exit_10_never_truncated),
 	    T(test_a_listing_leaves_out_an_entry_whose_id_holds_a_nul),
 	    T(test_free_text_keeps_a_nul_as_u_fffd),

@@ -403,6 +403,35 @@ test_stream_rejects_message_over_the_cap(void **state)
 	result_clear(&r);
 }
 
+/* A message within the byte cap whose parsed form would pass 4 times the
+ * cap (a quarter-million empty objects cost about 55 bytes a byte) is
+ * refused as too large, not parsed (issue 13, bug 9). */
+static void
+test_stream_message_too_costly_to_parse_is_emsgsize(void **state)
+{
+	const size_t cap = (size_t)1 << 20;
+	char *in = malloc(cap);
+	struct result r;
+	size_t n;
+
+	(void)state;
+	assert_non_null(in);
+	n = (size_t)sprintf(in, "{\"result\":{\"n\":[{}");
+	while (n + 8 < cap) {
+		memcpy(in + n, ",{}", 3);
+		n += 3;
+	}
+	memcpy(in + n, "]}}\n", 4);
+	n += 4;
+	run_whole(in, n, cap, &r);
+	assert_int_equal(r.rc, -EMSGSIZE);
+	assert_int_equal(json_array_size(r.got), 0);
+	assert_non_null(strstr(r.errstr, "too large to parse"));
+	assert_non_null(strstr(r.errstr, "4194304"));
+	result_clear(&r);
+	free(in);
+}
+
 static void
 test_stream_message_exactly_at_cap_is_accepted(void **state)
 {
@@ -728,6 +757,7 @@ main(void)
 	    cmocka_unit_test(test_stream_error_stops_the_stream),
 	    cmocka_unit_test(test_stream_rejects_message_over_the_cap),
 	    cmocka_unit_test(test_stream_message_exactly_at_cap_is_accepted),
+	    cmocka_unit_test(test_stream_message_too_costly_to_parse_is_emsgsize),
 	    cmocka_unit_test(test_stream_finish_rejects_unterminated_array),
 	    cmocka_unit_test(test_stream_finish_rejects_body_cut_mid_object),
 	    cmocka_unit_test(test_stream_accepts_empty_body),
