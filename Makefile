@@ -1,7 +1,8 @@
 # scriptumfs: the filesystem, the CLI, the client library and the emulator.
 #
 #   make          install missing Debian packages, build everything into build/
-#   make check    format check, unit tests (plain and ASan+UBSan), integration tests
+#   make check    format check, unit tests (plain, ASan+UBSan, ThreadSanitizer),
+#                 fuzzing briefly, integration tests
 #   make demo     the emulator with demo data, and what to type
 #   make bench    the benchmarks, each figure next to its baseline
 #   make soak     the reference-model test for SECONDS (600) over many seeds
@@ -21,6 +22,10 @@ PKGS   := fuse3 libcurl jansson yaml-0.1 libmicrohttpd
 ifeq ($(SAN),1)
 BUILD    := build/asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+ifeq ($(SAN),thread)
+BUILD    := build/tsan
+SANFLAGS := -fsanitize=thread
 endif
 
 CFLAGS   ?= -O2 -g
@@ -47,7 +52,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 BINARIES := $(BUILD)/scriptum-emulator $(BUILD)/scriptum $(if $(wildcard fs/main.c),$(BUILD)/scriptumfs)
 
 .PHONY: all deps build unit check check-format check-man format integration conformance-asan \
-	fuzz fuzz-run demo demo-stop bench soak clean install uninstall
+	tsan tsan-run fuzz fuzz-run demo demo-stop bench soak clean install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -62,6 +67,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-format check-man
 	@$(MAKE) --no-print-directory build unit
 	@$(MAKE) --no-print-directory SAN=1 build unit
+	@$(MAKE) --no-print-directory SAN=thread tsan-run
 	@$(MAKE) --no-print-directory FUZZ_SECONDS=10 fuzz-run
 	@$(MAKE) --no-print-directory integration
 
@@ -81,6 +87,21 @@ unit: $(UNIT_BIN) $(BUILD)/scriptum-emulator
 	@echo "== unit tests ($(BUILD))"
 	@set -e; for t in $(UNIT_BIN); do echo "-- $$t"; \
 		SCRIPTUM_EMULATOR=$(BUILD)/scriptum-emulator $$t; done
+
+# ThreadSanitizer on the daemon's concurrent parts: the payload, metadata
+# and watch unit tests, then a short mounted run (payload readers, freshness
+# with watches). `make tsan` alone; `make check` runs it.
+TSAN_UNIT := test_fs_payload test_fs_meta test_fs_watch
+
+tsan: deps
+	@$(MAKE) --no-print-directory SAN=thread tsan-run
+
+tsan-run: build $(TSAN_UNIT:%=$(BUILD)/tests/%)
+	@echo "== ThreadSanitizer ($(BUILD))"
+	@set -e; for t in $(TSAN_UNIT); do echo "-- $$t"; \
+		TSAN_OPTIONS=exitcode=88:second_deadlock_stack=1 \
+		SCRIPTUM_EMULATOR=$(BUILD)/scriptum-emulator $(BUILD)/tests/$$t; done
+	SCRIPTUM_BUILD=$(BUILD) $(PYTEST) tests/test_fs_payload.py tests/test_fs_fresh.py
 
 # The integration tests drive the plain binaries; the emulator conformance,
 # CLI and mount suites then run once more against the ASan+UBSan builds,

@@ -25,9 +25,11 @@ API = "/v1/scriptum"
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:exitcode=86:abort_on_error=0",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87",
+    "TSAN_OPTIONS": "exitcode=88:second_deadlock_stack=1",
 }
 SANITIZER_REPORT = re.compile(
     r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer"
+    r"|WARNING: ThreadSanitizer"
 )
 
 
@@ -1326,8 +1328,9 @@ def scriptum_measured(emu, *args, timeout=600, token=EMULATOR_TOKEN, endpoint=Tr
 
 
 def sanitized_build():
-    """Whether the binaries under test are the ASan+UBSan build."""
-    return os.path.basename(os.path.normpath(BUILD)) == "asan"
+    """Whether the binaries under test are a sanitizer's build (ASan+UBSan,
+    or ThreadSanitizer), whose memory figures mean nothing."""
+    return os.path.basename(os.path.normpath(BUILD)) in ("asan", "tsan")
 
 
 # ---- additions for the mounted tests (tests/test_fs_*.py) ----
