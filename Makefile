@@ -52,7 +52,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 BINARIES := $(BUILD)/scriptum-emulator $(BUILD)/scriptum $(if $(wildcard fs/main.c),$(BUILD)/scriptumfs)
 
 .PHONY: all deps build unit check check-format check-man format integration conformance-asan \
-	tsan tsan-run fuzz fuzz-run demo demo-stop bench soak clean install uninstall
+	tsan tsan-run fuzz fuzz-run fuzz-merge demo demo-stop bench soak clean install uninstall
 .DEFAULT_GOAL := all
 
 all: deps
@@ -118,30 +118,47 @@ integration:
 	SCRIPTUM_WIRE=random SCRIPTUM_WIRE_SEED=$(WIRE_SEED) $(PYTEST) tests/test_cli_*.py \
 		tests/test_fs_*.py --ignore=tests/test_fs_model.py
 
-# libFuzzer targets (clang, ASan+UBSan), each run for FUZZ_SECONDS from its
-# seed corpus; `make check` runs them briefly.
+# libFuzzer targets (clang, ASan+UBSan), each run from its seed corpus for
+# FUZZ_SECONDS, or for FUZZ_RUNS executions when that is given (make fuzz
+# FUZZ_RUNS=10000000); `make check` runs them briefly. Each target's
+# executions are recorded in build/fuzz/executions. What a run adds to the
+# corpus is in build/fuzz/corpus/; `make fuzz-merge` folds the inputs that
+# reach new coverage into tests/fuzz/corpus/.
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?=
 # the seed of the random wire the CLI and mount suites run under once
 WIRE_SEED    ?= 7
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_FLAGS   := -g -O1 -std=c11 -D_GNU_SOURCE -Iclient -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all
+FUZZ_LIMIT   := $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS) -max_total_time=0,-max_total_time=$(FUZZ_SECONDS))
 
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-run
 
 fuzz-run: $(FUZZ_BIN)
-	@echo "== fuzzing, $(FUZZ_SECONDS) s a target"
+	@echo "== fuzzing, $(if $(FUZZ_RUNS),$(FUZZ_RUNS) executions,$(FUZZ_SECONDS) s) a target"
 	@set -e; for f in $(FUZZ_BIN); do \
 		name=$$(basename $$f); mkdir -p build/fuzz/corpus/$$name; \
-		echo "-- $$name"; \
-		if ! $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+		echo "-- $$name"; t0=$$(date +%s); \
+		if ! $$f $(FUZZ_LIMIT) -rss_limit_mb=2048 -print_final_stats=1 \
 			-artifact_prefix=build/fuzz/ build/fuzz/corpus/$$name \
 			tests/fuzz/corpus/$$name >build/fuzz/$$name.log 2>&1; then \
 			tail -n 40 build/fuzz/$$name.log; exit 1; \
 		fi; \
-		grep '^Done' build/fuzz/$$name.log; \
+		runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$name.log); \
+		echo "$$(date -u +%FT%TZ) $$name: $$runs executions in $$(( $$(date +%s) - t0 )) s," \
+			"no crash" | tee -a build/fuzz/executions; \
+	done
+
+fuzz-merge: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do \
+		name=$$(basename $$f); mkdir -p build/fuzz/corpus/$$name; \
+		before=$$(ls tests/fuzz/corpus/$$name | wc -l); \
+		$$f -merge=1 tests/fuzz/corpus/$$name build/fuzz/corpus/$$name \
+			>build/fuzz/$$name.merge.log 2>&1 || { tail -n 20 build/fuzz/$$name.merge.log; exit 1; }; \
+		echo "$$name: $$before -> $$(ls tests/fuzz/corpus/$$name | wc -l) inputs"; \
 	done
 
 # what the fuzzed parsers are made of; no network code
