@@ -321,117 +321,205 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int
-main(int argc, char *argv[])
+/* Frees what the option parser allocated. */
+static void
+opts_free(struct opts *o)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts cmd;
-	struct fuse_loop_config *loop;
-	struct fuse_session *se;
-	struct opts o = {0};
-	struct config_overrides ov = {0};
-	struct config *cfg = NULL;
-	struct http_options ho;
-	struct payloads_options po = {0};
-	struct fsm m = {0};
-	struct reaper *reaper = NULL;
-	char err[512], *cache_dir = NULL;
-	int ret = 1;
+	char **fields[] = {&o->profile,    &o->endpoint,        &o->token_file,  &o->org_id,
+	                   &o->org_name,   &o->config,          &o->list_limit,  &o->cache_dir,
+	                   &o->cache_size, &o->mem_cache,       &o->running_ttl, &o->timeout,
+	                   &o->min_rate,   &o->min_rate_window, &o->inode_limit, &o->source};
 
-	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0)
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		free(*fields[i]);
+		*fields[i] = NULL;
+	}
+}
+
+/*
+ * Parses the command line into o and cmd. Returns -1 to go on and mount,
+ * or the exit status to end with now (0 after --version or --help).
+ */
+static int
+parse_args(struct fuse_args *args, struct opts *o, struct fuse_cmdline_opts *cmd, const char *prog)
+{
+	if (fuse_opt_parse(args, o, opt_spec, opt_proc) != 0)
 		return 1;
 	/* a single word was the mount point after all */
-	if (o.nonopts == 1) {
-		if (fuse_opt_add_arg(&args, o.source) != 0)
+	if (o->nonopts == 1) {
+		if (fuse_opt_add_arg(args, o->source) != 0)
 			return 1;
-		free(o.source);
-		o.source = NULL;
+		free(o->source);
+		o->source = NULL;
 	}
 	/* SOURCE: an endpoint URL or a profile name, unless -o says otherwise */
-	if (o.source != NULL && strstr(o.source, "://") != NULL && o.endpoint == NULL)
-		o.endpoint = strdup(o.source);
-	else if (o.source != NULL && strstr(o.source, "://") == NULL && o.profile == NULL &&
-	         strcmp(o.source, "scriptumfs") != 0)
-		o.profile = strdup(o.source);
+	if (o->source != NULL && strstr(o->source, "://") != NULL && o->endpoint == NULL)
+		o->endpoint = strdup(o->source);
+	else if (o->source != NULL && strstr(o->source, "://") == NULL && o->profile == NULL &&
+	         strcmp(o->source, "scriptumfs") != 0)
+		o->profile = strdup(o->source);
 	/* libfuse 3.14's own default is out of its range and warns; a user's
 	 * -o max_threads= comes later and wins */
-	if (fuse_opt_insert_arg(&args, 1, "-omax_threads=64") != 0)
+	if (fuse_opt_insert_arg(args, 1, "-omax_threads=64") != 0)
 		return 1;
-	if (fuse_parse_cmdline(&args, &cmd) != 0)
+	if (fuse_parse_cmdline(args, cmd) != 0)
 		return 1;
-	if (o.show_version || cmd.show_version) {
+	if (o->show_version || cmd->show_version) {
 		printf("scriptumfs %s\n", SCRIPTUMFS_VERSION);
 		printf("FUSE library version %s\n", fuse_pkgversion());
-		ret = 0;
-		goto err_out1;
+		return 0;
 	}
-	if (cmd.show_help) {
-		usage(argv[0]);
+	if (cmd->show_help) {
+		usage(prog);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		ret = 0;
-		goto err_out1;
+		return 0;
 	}
-	if (cmd.mountpoint == NULL) {
+	if (cmd->mountpoint == NULL) {
 		fprintf(stderr, "usage: %s [-f] [-d] [-o opt[,opt...]] [SOURCE] MOUNTPOINT\n",
-		        argv[0]);
-		goto err_out1;
+		        prog);
+		return 1;
 	}
-	log_init(cmd.foreground, cmd.debug);
+	return -1;
+}
+
+/* The configuration the mount options, the profile and the environment
+ * resolve to, in *out (config_free() it); its warnings printed. */
+static int
+resolve_config(const struct opts *o, struct config **out)
+{
+	struct config_overrides ov = {0};
+	char err[512];
 
 	ov.label = "mount option";
-	ov.profile = o.profile;
-	ov.endpoint = o.endpoint;
-	ov.token_file = o.token_file;
-	ov.org_id = o.org_id;
-	ov.org_name = o.org_name;
-	ov.config_path = o.config;
-	ov.timeout = o.timeout;
-	ov.min_rate = o.min_rate;
-	ov.min_rate_window = o.min_rate_window;
-	if (config_resolve(&ov, &cfg, err, sizeof(err)) != 0) {
+	ov.profile = o->profile;
+	ov.endpoint = o->endpoint;
+	ov.token_file = o->token_file;
+	ov.org_id = o->org_id;
+	ov.org_name = o->org_name;
+	ov.config_path = o->config;
+	ov.timeout = o->timeout;
+	ov.min_rate = o->min_rate;
+	ov.min_rate_window = o->min_rate_window;
+	if (config_resolve(&ov, out, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scriptumfs: %s\n", err);
-		goto err_out1;
+		return -1;
 	}
-	for (size_t i = 0; i < cfg->nwarnings; i++)
-		fprintf(stderr, "scriptumfs: %s\n", cfg->warnings[i]);
-	if (cfg->endpoint == NULL) {
+	for (size_t i = 0; i < (*out)->nwarnings; i++)
+		fprintf(stderr, "scriptumfs: %s\n", (*out)->warnings[i]);
+	if ((*out)->endpoint == NULL) {
 		fprintf(stderr,
 		        "scriptumfs: no API endpoint: use -o endpoint=URL, -o profile=NAME, "
 		        "or SCRIPTUM_API_ENDPOINT (scriptum-config(5))\n");
-		goto err_out2;
+		return -1;
 	}
-	if (mount_options(&o, cfg, &m.opt, &cache_dir) != 0)
-		goto err_out2;
+	return 0;
+}
+
+/* The layers below FUSE, in m: the API client (checked against the
+ * service), the error log, the records, the metadata and the payloads.
+ * On failure, what was made is left in m for layers_free(). */
+static int
+layers_new(struct fsm *m, const struct config *cfg)
+{
+	struct http_options ho;
+	struct payloads_options po = {0};
+	char err[512];
 
 	http_options_from_config(&ho, cfg);
 	ho.user_agent = "scriptumfs/" SCRIPTUMFS_VERSION;
 	/* every wait must end well before the kernel would give up on us */
 	if (ho.deadline_ms == 0)
 		ho.deadline_ms = HTTP_DEADLINE_MS;
-	if (api_new(&ho, &m.api, err, sizeof(err)) != 0) {
+	if (api_new(&ho, &m->api, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scriptumfs: %s\n", err);
-		goto err_out2;
+		return -1;
 	}
-	log_redact_with(m.api);
-	if (check_service(m.api, cfg->endpoint) != 0)
-		goto err_out3;
-	if ((m.errors = errlog_new(100)) == NULL || (m.recs = recs_new()) == NULL ||
-	    (m.meta = meta_new(m.api, m.errors, m.opt.running_ttl_ms, m.opt.mem_cache)) == NULL ||
-	    (m.config_text = config_text(cfg, &m.opt)) == NULL) {
+	log_redact_with(m->api);
+	if (check_service(m->api, cfg->endpoint) != 0)
+		return -1;
+	if ((m->errors = errlog_new(100)) == NULL || (m->recs = recs_new()) == NULL ||
+	    (m->meta = meta_new(m->api, m->errors, m->opt.running_ttl_ms, m->opt.mem_cache)) ==
+	        NULL ||
+	    (m->config_text = config_text(cfg, &m->opt)) == NULL) {
 		fprintf(stderr, "scriptumfs: out of memory\n");
-		goto err_out3;
+		return -1;
 	}
-	po.cache_dir = m.opt.cache_dir;
-	po.cache_size = m.opt.cache_size;
-	po.log = m.errors;
-	if (payloads_new(m.api, &po, &m.payloads, err, sizeof(err)) != 0) {
-		fprintf(stderr, "scriptumfs: cache_dir %s: %s\n", m.opt.cache_dir, err);
-		goto err_out3;
+	po.cache_dir = m->opt.cache_dir;
+	po.cache_size = m->opt.cache_size;
+	po.log = m->errors;
+	if (payloads_new(m->api, &po, &m->payloads, err, sizeof(err)) != 0) {
+		fprintf(stderr, "scriptumfs: cache_dir %s: %s\n", m->opt.cache_dir, err);
+		return -1;
 	}
-	meta_on_output(m.meta, keep_output, m.payloads);
-	m.started_ms = wall_ms();
+	meta_on_output(m->meta, keep_output, m->payloads);
+	m->started_ms = wall_ms();
+	return 0;
+}
 
+static void
+layers_free(struct fsm *m)
+{
+	payloads_free(m->payloads);
+	meta_free(m->meta);
+	recs_free(m->recs);
+	errlog_free(m->errors);
+	free(m->config_text);
+	log_redact_with(NULL);
+	api_free(m->api);
+}
+
+/* Serves the mounted session until it is unmounted or signalled; the exit
+ * status. */
+static int
+serve(struct fuse_session *se, struct fsm *m, const struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *loop;
+	struct reaper *reaper;
+	int ret;
+
+	/* after the fork of daemonizing: threads do not survive it */
+	if ((reaper = reaper_start(m, se)) == NULL)
+		log_msg(LOG_WARNING, "cannot start the reaper: the inode table is unbounded");
+	if ((loop = fuse_loop_cfg_create()) == NULL) {
+		reaper_stop(reaper);
+		return 1;
+	}
+	fuse_loop_cfg_set_clone_fd(loop, cmd->clone_fd);
+	/* each blocked read holds a thread: room for many at once */
+	fuse_loop_cfg_set_max_threads(loop, cmd->max_threads);
+	if (cmd->max_idle_threads != UINT_MAX) /* unset: libfuse's default */
+		fuse_loop_cfg_set_idle_threads(loop, cmd->max_idle_threads);
+	ret = fuse_session_loop_mt(se, loop);
+	/* libfuse reports the signal that ended the loop: a clean end for us */
+	ret = ret == 0 || ret == SIGINT || ret == SIGTERM || ret == SIGHUP ? 0 : 1;
+	fuse_loop_cfg_destroy(loop);
+	reaper_stop(reaper);
+	/* the loop has ended: no request is in progress any more */
+	tree_close_all(m);
+	return ret;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = {0};
+	struct fuse_session *se;
+	struct opts o = {0};
+	struct config *cfg = NULL;
+	struct fsm m = {0};
+	char *cache_dir = NULL;
+	int ret;
+
+	if ((ret = parse_args(&args, &o, &cmd, argv[0])) >= 0)
+		goto err_out1;
+	ret = 1;
+	log_init(cmd.foreground, cmd.debug);
+	if (resolve_config(&o, &cfg) != 0 || mount_options(&o, cfg, &m.opt, &cache_dir) != 0)
+		goto err_out2;
+	if (layers_new(&m, cfg) != 0)
+		goto err_out3;
 	if (fuse_opt_add_arg(&args, "-ofsname=scriptumfs,subtype=scriptumfs,default_permissions") !=
 	    0)
 		goto err_out3;
@@ -446,30 +534,8 @@ main(int argc, char *argv[])
 		goto err_out5;
 	fuse_daemonize(cmd.foreground);
 	log_msg(LOG_INFO, "mounted %s on %s", cfg->endpoint, cmd.mountpoint);
-	/* after the fork of daemonizing: threads do not survive it */
-	if ((reaper = reaper_start(&m, se)) == NULL)
-		log_msg(LOG_WARNING, "cannot start the reaper: the inode table is unbounded");
-
-	loop = fuse_loop_cfg_create();
-	if (loop == NULL) {
-		reaper_stop(reaper);
-		goto err_out6;
-	}
-	fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
-	/* each blocked read holds a thread: room for many at once */
-	fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
-	if (cmd.max_idle_threads != UINT_MAX) /* unset: libfuse's default */
-		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
-	ret = fuse_session_loop_mt(se, loop);
-	/* libfuse reports the signal that ended the loop: a clean end for us */
-	ret = ret == 0 || ret == SIGINT || ret == SIGTERM || ret == SIGHUP ? 0 : 1;
-	fuse_loop_cfg_destroy(loop);
-	reaper_stop(reaper);
-	/* the loop has ended: no request is in progress any more */
-	tree_close_all(&m);
+	ret = serve(se, &m, &cmd);
 	log_msg(LOG_INFO, "unmounted %s", cmd.mountpoint);
-
-err_out6:
 	fuse_session_unmount(se);
 err_out5:
 	fuse_remove_signal_handlers(se);
@@ -477,34 +543,13 @@ err_out4:
 	watches_free(m.watches);
 	fuse_session_destroy(se);
 err_out3:
-	payloads_free(m.payloads);
-	meta_free(m.meta);
-	recs_free(m.recs);
-	errlog_free(m.errors);
-	free(m.config_text);
-	log_redact_with(NULL);
-	api_free(m.api);
+	layers_free(&m);
 err_out2:
 	free(cache_dir);
 	config_free(cfg);
 err_out1:
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
-	free(o.profile);
-	free(o.endpoint);
-	free(o.token_file);
-	free(o.org_id);
-	free(o.org_name);
-	free(o.config);
-	free(o.list_limit);
-	free(o.cache_dir);
-	free(o.cache_size);
-	free(o.mem_cache);
-	free(o.running_ttl);
-	free(o.timeout);
-	free(o.min_rate);
-	free(o.min_rate_window);
-	free(o.inode_limit);
-	free(o.source);
+	opts_free(&o);
 	return ret;
 }
