@@ -152,10 +152,8 @@ void config_free(struct config *cfg);
  * caller frees with free(), or NULL when out of memory. */
 char *config_render(const struct config *cfg);
 
-/* The key name of a field ("endpoint", "token_file", ...; "config" for
- * CONFIG_PATH), and a source's name ("flag", "env", "file", "default",
- * "unset"). Static strings. */
-const char *config_field_name(enum config_field f);
+/* A source's name ("flag", "env", "file", "default", "unset"). A static
+ * string. */
 const char *config_source_name(enum config_source s);
 
 /* Parses a duration: a sequence of <number><unit>, unit h, m, s or ms
