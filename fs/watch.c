@@ -217,9 +217,12 @@ run(void *arg)
 		if (rc == 0 || rc == -EINTR || http_aborted(x->abort))
 			break;
 		pthread_mutex_lock(&w->lock);
-		if (!x->first && (rc == -ENOENT || rc == -EACCES || rc == -EINVAL)) {
-			/* no such thread (or no right to it): nothing to follow */
-			x->err = rc;
+		if (rc == -ENOENT || (!x->first && (rc == -EACCES || rc == -EINVAL))) {
+			/* no such thread (or no right to it): nothing to follow; a
+			 * thread gone after its first events (a server that was
+			 * replaced) ends the watch too, its text kept as it was */
+			if (!x->first)
+				x->err = rc;
 			pthread_mutex_unlock(&w->lock);
 			errlog_add(w->m->errors, &e);
 			break;

@@ -274,6 +274,32 @@ def test_a_dead_server_fails_fast_serves_the_cache_and_recovers_without_remount(
         emu2.stop()
 
 
+@pytest.mark.timeout(120)
+def test_the_watch_of_a_thread_the_new_server_does_not_know_ends(new_emulator, mount_fs):
+    """A running thread's events are followed; the server is replaced by one
+    that does not know the thread: the watch asks once, hears NOT_FOUND and
+    ends, rather than asking again every few seconds for as long as the
+    mount is up (found by the soak: such watches piled up)."""
+    emu = new_emulator(seed=None)
+    tid = emu.post("/threads", {"scriptName": "nightly"})["threadId"]
+    fs = mount_fs(emu)
+    wait_until(lambda: read(fs.thread(tid, "events")) != b"", timeout=15,
+               what="the first event")
+    port = emu.port
+    emu.kill()
+    emu2 = start_emulator_on_port(port, seed=None)
+    try:
+        wait_until(lambda: settled_calls(emu2, quiet=0.1).get("WatchThread", 0) >= 1,
+                   timeout=20, what="the watch asking the new server")
+        first = settled_calls(emu2).get("WatchThread", 0)
+        time.sleep(8)  # past the watch's longest wait between tries (5 s)
+        assert settled_calls(emu2).get("WatchThread", 0) == first, \
+            "the watch of a thread the server does not know went on asking"
+        assert fs.alive()
+    finally:
+        emu2.stop()
+
+
 @pytest.mark.timeout(240)
 def test_error_rate_faults_are_absorbed(emu, fs, tmp_path):
     ids = emu.seed("fanout", count=3) + emu.seed("echo", outputBytes=5 * MiB, count=1)
