@@ -717,10 +717,11 @@ step_complete(struct sctx *s)
 
 /*
  * Whether a stepMeta is of a step asked for. Asked for step P, a stream is
- * about P alone: SPEC 2.4 gives "each step" only to a stream of all steps,
- * and a sub-step ("P.1") is a step of its own, with its own stepPath (the
- * emulator sends exactly one step). So a stepMeta of any other path, a
- * sub-step's too, or a second one of P, is -EPROTO, never data.
+ * about P alone (doc/WIRE.md, Streams): only a stream of all steps has a
+ * stepMeta per step, and a sub-step ("P.1") is a step of its own, with its
+ * own stepPath (the emulator sends exactly one step). So a stepMeta of any
+ * other path, a sub-step's too, or a second one of P, is -EPROTO, never
+ * data.
  */
 static int
 step_identity(struct sctx *s, const char *path)

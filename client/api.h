@@ -1,9 +1,9 @@
 /*
- * The Scriptum API's calls (SPEC §2.2): each a function that builds the
- * request, sends it through the HTTP transport and hands back the answer
- * as model structs. Streams are delivered message by message to a callback,
- * and a stream that ends without its final message, or with an error line,
- * is an error, never a short success.
+ * The Scriptum API's calls (doc/WIRE.md, Calls): each a function that
+ * builds the request, sends it through the HTTP transport and hands back
+ * the answer as model structs. Streams are delivered message by message to
+ * a callback, and a stream that ends without its final message, or with an
+ * error line, is an error, never a short success.
  *
  *	struct api *a;
  *	struct model_thread t;
@@ -35,7 +35,8 @@
 
 #define API_PREFIX "/v1/scriptum"
 
-/* Unary answers over this many bytes of output are truncated (SPEC §2.3). */
+/* Unary answers over this many bytes of output are truncated
+ * (doc/WIRE.md, Calls). */
 #define API_UNARY_OUTPUT_MAX ((int64_t)4 << 20)
 
 struct api;

@@ -16,7 +16,7 @@
 #include "api.h"
 #include "model.h"
 
-/* Exit statuses (SPEC §5). */
+/* Exit statuses (scriptum(1), EXIT STATUS). */
 enum {
 	EXIT_OK = 0,
 	EXIT_THREAD_FAILED = 1,

@@ -1,6 +1,7 @@
 /*
  * `--save DIR`: one thread written out as the mount's thread directory
- * (SPEC §3), so a saved run and a mounted one compare with `diff -r`.
+ * (doc/SEMANTICS.md, Layout; scriptum(1), SAVED THREAD DIRECTORY), so a
+ * saved run and a mounted one compare with `diff -r`.
  *
  *	DIR/status thread.json input.json summary.json [output.json]
  *	    [yields.ndjson] [error] steps/<path>/{status,step.json,[input.json],

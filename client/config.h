@@ -2,7 +2,8 @@
  * Configuration: the effective endpoint, credentials, org and timeout, from
  * the caller's explicit values (CLI flags or mount options), then the
  * environment, then the YAML file; and for each setting, where it came from.
- * The CLI and the filesystem resolve the same way (SPEC §7, scriptum-config(5)).
+ * The CLI and the filesystem resolve the same way (scriptum-config(5),
+ * PRECEDENCE).
  *
  *   profile: staging                # the default profile
  *   profiles:

@@ -1,7 +1,8 @@
 /*
- * API errors mapped to errno and CLI exit status (SPEC §2.5, §4, §5), and
- * error bodies of every shape a gateway or a proxy sends reduced to a code
- * and one printable line.
+ * API errors mapped to errno and CLI exit status (doc/WIRE.md, Errors;
+ * doc/SEMANTICS.md, Errors; scriptum(1), EXIT STATUS), and error bodies of
+ * every shape a gateway or a proxy sends reduced to a code and one
+ * printable line.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -32,7 +33,7 @@ struct code_map {
  *   UNIMPLEMENTED, UNKNOWN, DATA_LOSS -> 10: nothing the user can fix.
  *   ABORTED -> EAGAIN, 9: a conflict the caller may retry later, like
  *     UNAVAILABLE, but not resent automatically (only 429/502/503 and
- *     RESOURCE_EXHAUSTED/UNAVAILABLE are, SPEC §4).
+ *     RESOURCE_EXHAUSTED/UNAVAILABLE are: doc/SEMANTICS.md, Errors).
  *   CANCELLED -> EINTR, 1: the generic failure status.
  */
 static const struct code_map codes[] = {

@@ -46,7 +46,7 @@ struct errmap_status {
 /* The consequences of an error. */
 struct errmap {
 	int err;        /* positive errno: ENOENT, EACCES, ... */
-	int exit_code;  /* the CLI's exit status (SPEC §5) */
+	int exit_code;  /* the CLI's exit status (scriptum(1), EXIT STATUS) */
 	bool retryable; /* the transport may resend after a back-off */
 };
 
@@ -76,9 +76,9 @@ void errmap_parse_body(const void *body, size_t len, int http_status, struct err
 void errmap_from_json(const json_t *body, int http_status, struct errmap_status *out);
 
 /*
- * The CLI's exit status (SPEC §5) for a failure known only by its errno
- * (no HTTP answer): a timeout, a dead server, an interrupt, a reply that
- * could not be parsed. err is positive.
+ * The CLI's exit status (scriptum(1), EXIT STATUS) for a failure known
+ * only by its errno (no HTTP answer): a timeout, a dead server, an
+ * interrupt, a reply that could not be parsed. err is positive.
  */
 int errmap_exit_code(int err);
 

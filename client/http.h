@@ -166,7 +166,7 @@ struct http_error {
 	int err;                      /* positive errno (0 after success) */
 	int http_status;              /* 0 when no response came */
 	int grpc_code;                /* the code in the error body, -1 when none */
-	int exit_code;                /* the CLI's exit status for this failure (SPEC §5) */
+	int exit_code;                /* the CLI's exit status (scriptum(1), EXIT STATUS) */
 	char call[64];                /* the request's call name */
 	char message[ERRMAP_MSG_MAX]; /* the API's message, or what failed on the wire */
 };

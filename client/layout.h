@@ -1,9 +1,10 @@
 /*
- * The small files of a thread directory (SPEC §3), rendered from the API's
- * answers: the one place that decides their bytes, so a thread saved by
- * `scriptum thread result --save` and the same thread in the mount compare
- * equal with `diff -r`. Payloads (output.json, a step's input.json and
- * output.json) are not here: they are the API's bytes, streamed.
+ * The small files of a thread directory (doc/SEMANTICS.md, Layout),
+ * rendered from the API's answers: the one place that decides their bytes,
+ * so a thread saved by `scriptum thread result --save` and the same thread
+ * in the mount compare equal with `diff -r`. Payloads (output.json, a
+ * step's input.json and output.json) are not here: they are the API's
+ * bytes, streamed.
  *
  * Each function makes a new buffer in *out (free() it; NUL-terminated for
  * convenience), its length in *len, and returns 0 or -ENOMEM.

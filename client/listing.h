@@ -1,8 +1,8 @@
 /*
  * A listing: ListThreads or ListScripts paged to its end, under bounds
- * that hold whatever the server answers (SPEC §9, doc/SEMANTICS.md
- * "Listings"). The CLI and the mount page through one of these, so the
- * rules live here once:
+ * that hold whatever the server answers (doc/WIRE.md, Bounds;
+ * doc/SEMANTICS.md, Listings). The CLI and the mount page through one of
+ * these, so the rules live here once:
  *
  *	struct listing *l;
  *	struct model_thread_list page;

@@ -1,9 +1,10 @@
 /*
- * The API's messages (SPEC §2.1-2.4) parsed from every shape SPEC §2.6 allows
- * and rendered back in the canonical wire form. Each message is described
- * once, as a table of its fields (wire name, kind, where it lives in the C
- * struct), and one set of table walkers parses, renders, copies and clears
- * them all, so that each tolerance rule is written once for every message.
+ * The API's messages (doc/WIRE.md, Messages) parsed from every shape the
+ * wire may take (doc/WIRE.md, Tolerance) and rendered back in the
+ * canonical wire form. Each message is described once, as a table of its
+ * fields (wire name, kind, where it lives in the C struct), and one set of
+ * table walkers parses, renders, copies and clears them all, so that each
+ * tolerance rule is written once for every message.
  * Nesting follows the tables, never the input, so hostile JSON cannot make
  * the walkers recurse deeper than the message types themselves.
  */
@@ -68,8 +69,9 @@ static const struct enum_info step_part_enum = {
 /*
  * The script and version statuses are kept as text (their canonical full
  * name when known, else the wire's own text or number), since the client
- * acts on none of them. The values and their order are those of
- * shared/scriptum-api.md §6; integers count from 1 in that order.
+ * acts on none of them. The values and their order are the API
+ * documentation's (doc/WIRE.md, Messages); integers count from 1 in that
+ * order.
  */
 static const char *const script_status_names[] = {
     "SCRIPT_STATUS_UNSPECIFIED", "SCRIPT_STATUS_CREATED",  "SCRIPT_STATUS_DRAFT",
@@ -401,9 +403,9 @@ struct field {
 };
 
 /*
- * Strings and NUL (SPEC §9: a NUL never truncates an id). jansson keeps a
- * string's length, and a "\u0000" in it would cut a C string short: "nul
- * \u0000id" would become "nul", another thread. So:
+ * Strings and NUL (doc/WIRE.md, Identity: a NUL never truncates an id).
+ * jansson keeps a string's length, and a "\u0000" in it would cut a C
+ * string short: "nul\u0000id" would become "nul", another thread. So:
  *  - F_ID: a string that names something (an id, a script's name, a
  *    step's path, a page token). Holding a NUL it is unusable: the parse
  *    fails with -EPROTO naming the field.
@@ -454,8 +456,8 @@ struct msg {
 		name, K_ENUM, offsetof(T, m), NO_AUX, NULL, &step_part_enum \
 	}
 
-/* SPEC §2.1 order, which the renderers keep. P is "" or "step." (the
- * summary inside a StepDetail). */
+/* The order of doc/WIRE.md, Messages, which the renderers keep. P is ""
+ * or "step." (the summary inside a StepDetail). */
 #define STEP_FIELDS(T, P)                                                                    \
 	FID(T, "stepPath", P step_path), FLD(T, "name", K_STR, P name),                      \
 	    FLD(T, "primitive", K_STR, P primitive), FLD(T, "toolName", K_STR, P tool_name), \

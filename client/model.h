@@ -1,13 +1,13 @@
 /*
- * The API's messages as C structs (SPEC §2.1-2.4): parsed from whatever
- * shape the gateway sends (SPEC §2.6: camelCase or snake_case names, a unary
- * answer bare or wrapped in a one-key object, enums with or without their
- * prefix, in any case or as integers, CANCELED for CANCELLED, int64 as a
- * string or a number, missing fields as zero, unknown fields ignored at
- * every level, the wrapper's siblings included; an enum value this client
- * does not know is kept as UNKNOWN with its text, never an error), and
- * rendered back as the canonical wire form (camelCase, int64 as strings,
- * prefixed enum names, zero fields omitted).
+ * The API's messages as C structs (doc/WIRE.md, Messages): parsed from
+ * whatever shape the gateway sends (doc/WIRE.md, Tolerance: camelCase or
+ * snake_case names, a unary answer bare or wrapped in a one-key object,
+ * enums with or without their prefix, in any case or as integers, CANCELED
+ * for CANCELLED, int64 as a string or a number, missing fields as zero,
+ * unknown fields ignored at every level, the wrapper's siblings included;
+ * an enum value this client does not know is kept as UNKNOWN with its
+ * text, never an error), and rendered back as the canonical wire form
+ * (camelCase, int64 as strings, prefixed enum names, zero fields omitted).
  *
  *	struct model_thread t;
  *	if (model_thread_parse(json, &t, err, sizeof(err)) != 0)
@@ -73,7 +73,7 @@ enum model_event_type {
 	MODEL_EVENT_STEP_STARTED,
 	MODEL_EVENT_STEP_FINISHED,
 	MODEL_EVENT_YIELD,
-	MODEL_EVENT_UNKNOWN, /* to be ignored, as SPEC §2.6 says */
+	MODEL_EVENT_UNKNOWN, /* to be ignored (doc/WIRE.md, Tolerance) */
 };
 
 enum model_step_part {
@@ -93,7 +93,7 @@ struct model_kv {
 	char *value;
 };
 
-/* Thread (SPEC §2.1). */
+/* Thread (doc/WIRE.md, Messages). */
 struct model_thread {
 	char *thread_id;
 	char *script_name;
@@ -151,7 +151,7 @@ struct model_step_detail {
 	struct model_pending pending;
 };
 
-/* GetThreadResult's answer (SPEC §2.3). */
+/* GetThreadResult's answer (doc/WIRE.md, Messages and Calls). */
 struct model_result {
 	char *thread_id;
 	enum model_thread_status status;
@@ -304,8 +304,8 @@ int model_result_copy(struct model_result *dst, const struct model_result *src);
 /*
  * Canonical renderers: a new JSON object (the caller owns the reference),
  * camelCase, int64 as decimal strings, enums by their full name (an UNKNOWN
- * value by its kept text), zero fields omitted, fields in SPEC §2.1 order.
- * NULL only when out of memory.
+ * value by its kept text), zero fields omitted, fields in the order of
+ * doc/WIRE.md, Messages. NULL only when out of memory.
  */
 json_t *model_thread_json(const struct model_thread *t);
 json_t *model_step_json(const struct model_step *s);

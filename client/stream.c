@@ -1,6 +1,6 @@
 /*
- * Incremental parser for server-stream bodies (SPEC §2.4, §2.6; API notes
- * §7). Two layers: an object scanner that finds where each top-level JSON
+ * Incremental parser for server-stream bodies (doc/WIRE.md, Streams).
+ * Two layers: an object scanner that finds where each top-level JSON
  * object ends by counting braces and brackets outside strings, keeping its
  * state across feeds so no byte is looked at twice, and a framing layer in
  * front of it (between-message punctuation of NDJSON and arrays, or the

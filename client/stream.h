@@ -1,9 +1,10 @@
 /*
  * Server-stream bodies parsed incrementally: bytes go in as they arrive,
- * each complete message comes out as a JSON value. Every framing of SPEC
- * §2.6 is accepted and detected from the first byte: NDJSON (or plain
- * concatenated objects) with or without the {"result": ...} wrapper, one
- * JSON array of messages, and server-sent events (data: lines).
+ * each complete message comes out as a JSON value. Every framing of
+ * doc/WIRE.md, Streams, is accepted and detected from the first byte:
+ * NDJSON (or plain concatenated objects) with or without the
+ * {"result": ...} wrapper, one JSON array of messages, and server-sent
+ * events (data: lines).
  *
  *	struct stream *p = stream_new(on_msg, ctx, 0);
  *	while ((n = read_some(buf)) > 0)

@@ -4,7 +4,7 @@
  *
  *	ops.c      FUSE low-level operations: requests in, replies out; no HTTP
  *	tree.c     the namespace: what each inode is, its attributes, its
- *	           directory entries, its bytes (SPEC §3, §4)
+ *	           directory entries, its bytes (doc/SEMANTICS.md)
  *	ino.c      inode numbers: thread and script records, lookup counts
  *	meta.c     thread metadata from the API, cached (terminal: for good,
  *	           bounded by mem_cache; running: fresh within running_ttl)
@@ -48,7 +48,7 @@ fs_hash(const char *s, unsigned n)
 	return h % n;
 }
 
-/* Options of the mount (SPEC §3, scriptumfs(1)); 0 means the default. */
+/* Options of the mount (scriptumfs(1), OPTIONS); 0 means the default. */
 struct fs_options {
 	unsigned list_limit;    /* threads listed in threads/ and the like; 1000 */
 	int64_t running_ttl_ms; /* freshness of a running thread's files; 1000 */

@@ -1,11 +1,14 @@
 /*
- * The mount's namespace (SPEC §3) and rules (SPEC §4), over meta.c
+ * The mount's namespace and rules (doc/SEMANTICS.md: Layout, Sizes,
+ * Freshness, Writing; doc/ARCHITECTURE.md: Layers), over meta.c
  * (metadata), payload.c (payload bytes), writes.c (new, cancel, resume) and
  * layout.c (the bytes of the small files, shared with `scriptum --save`).
  *
  *	$ ls MOUNT/threads/thr_abc/
- *	cancel  error  events  input.json  output.json  resume  status  steps  summary.json
- *thread.json $ cat MOUNT/threads/thr_abc/status completed
+ *	cancel  error  events  input.json  output.json  resume  status
+ *	steps  summary.json  thread.json
+ *	$ cat MOUNT/threads/thr_abc/status
+ *	completed
  *
  * A finished thread is immutable: its attributes may be kept by the kernel
  * for FS_TERMINAL_TTL and its pages for good (keep_cache). A running

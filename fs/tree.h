@@ -1,9 +1,9 @@
 /*
- * The namespace of the mount (SPEC §3) and its rules (SPEC §4): what each
- * inode is, its attributes, the entries of each directory, and what an
- * open file reads. ops.c turns FUSE requests into these calls; nothing
- * here knows FUSE's reply functions, and nothing here speaks HTTP (meta.c,
- * payload.c and writes.c do, through libscriptum).
+ * The namespace of the mount and its rules (doc/SEMANTICS.md, Layout to
+ * Writing): what each inode is, its attributes, the entries of each
+ * directory, and what an open file reads. ops.c turns FUSE requests into
+ * these calls; nothing here knows FUSE's reply functions, and nothing here
+ * speaks HTTP (meta.c, payload.c and writes.c do, through libscriptum).
  */
 #ifndef SCRIPTUMFS_TREE_H
 #define SCRIPTUMFS_TREE_H
