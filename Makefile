@@ -91,10 +91,10 @@ unit: $(UNIT_BIN) $(BUILD)/scriptum-emulator
 	@set -e; for t in $(UNIT_BIN); do echo "-- $$t"; \
 		SCRIPTUM_EMULATOR=$(BUILD)/scriptum-emulator $$t; done
 
-# ThreadSanitizer on the daemon's concurrent parts: the payload, metadata
-# and watch unit tests, then a short mounted run (payload readers, freshness
-# with watches). `make tsan` alone; `make check` runs it.
-TSAN_UNIT := test_fs_payload test_fs_meta test_fs_watch
+# ThreadSanitizer on the daemon's concurrent parts: the payload, metadata,
+# watch and listing unit tests, then a short mounted run (payload readers,
+# freshness with watches). `make tsan` alone; `make check` runs it.
+TSAN_UNIT := test_fs_payload test_fs_meta test_fs_watch test_listing
 
 tsan: deps
 	@$(MAKE) --no-print-directory SAN=thread tsan-run

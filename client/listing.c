@@ -6,6 +6,7 @@
  * protocol error naming the call and the rule it broke.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -106,7 +107,7 @@ strset_clear(struct strset *set)
 int
 listing_new(const char *call, size_t max_pages, struct listing **out)
 {
-	static unsigned counter;
+	static atomic_uint counter; /* listings may start in several threads at once */
 	struct listing *l = calloc(1, sizeof(*l));
 	struct timespec ts;
 
@@ -117,7 +118,7 @@ listing_new(const char *call, size_t max_pages, struct listing **out)
 	l->call = call;
 	l->seed = hash_of((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30), (const char *)&l,
 	                  sizeof(l)) ^
-	          ++counter;
+	          (atomic_fetch_add(&counter, 1) + 1);
 	l->max_pages =
 	    max_pages == 0 || max_pages > LISTING_MAX_PAGES ? LISTING_MAX_PAGES : max_pages;
 	*out = l;

@@ -222,6 +222,17 @@ recs_forget(struct recs *r, uint64_t ino, uint64_t n)
 	pthread_mutex_unlock(&r->lock);
 }
 
+bool
+recs_held(struct recs *r, struct rec *rec)
+{
+	bool held;
+
+	pthread_mutex_lock(&r->lock);
+	held = rec->nlookup > 0;
+	pthread_mutex_unlock(&r->lock);
+	return held;
+}
+
 int
 recs_step(struct recs *r, struct rec *rec, const char *path)
 {

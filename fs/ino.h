@@ -149,6 +149,9 @@ void recs_lookup(struct recs *r, struct rec *rec);
 /* The kernel forgot n lookups of ino. */
 void recs_forget(struct recs *r, uint64_t ino, uint64_t n);
 
+/* Whether the kernel holds a lookup of any inode of rec now. */
+bool recs_held(struct recs *r, struct rec *rec);
+
 /* The number of step path within rec (added if new), or -ENOSPC. */
 int recs_step(struct recs *r, struct rec *rec, const char *path);
 

@@ -120,7 +120,7 @@ invalidate(struct watches *w, const char *id)
 	if (w->se == NULL || (r = recs_get(w->m->recs, REC_THREAD, id)) == NULL)
 		return;
 	/* an inode the kernel does not hold answers ENOENT: nothing to do */
-	if (r->nlookup > 0)
+	if (recs_held(w->m->recs, r))
 		for (size_t i = 0; i < sizeof(changing) / sizeof(changing[0]); i++)
 			fuse_lowlevel_notify_inval_inode(
 			    w->se, ino_make(REC_THREAD, r->slot, changing[i]), 0, 0);

@@ -4,11 +4,13 @@
  * entry are after LISTING_MAX_EMPTY in a row, a listing past its ceiling of
  * calls is too, a failed listing stays failed without another call, a
  * failed call does not fail the listing, and ids repeated within and
- * across pages are given once.
+ * across pages are given once; listings start in several threads at once
+ * (ThreadSanitizer runs this file).
  *
  *	make build/tests/test_listing && build/tests/test_listing
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,6 +245,40 @@ test_scripts_repeated_token_and_names(void **state)
 	assert_int_equal(first, 2);
 }
 
+/* Each of four threads starts and frees listings, as the daemon's workers
+ * do when several directories are read at once. */
+static void *
+start_listings(void *arg)
+{
+	int *failed = arg;
+
+	for (int i = 0; i < 2000; i++) {
+		struct listing *l;
+
+		if (listing_new("ListThreads", 0, &l) != 0) {
+			(*failed)++;
+			continue;
+		}
+		listing_free(l);
+	}
+	return NULL;
+}
+
+static void
+test_listings_start_in_several_threads_at_once(void **state)
+{
+	pthread_t t[4];
+	int failed[4] = {0};
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, start_listings, &failed[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(failed[i], 0);
+	}
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -256,6 +292,7 @@ main(void)
 	    T(test_duplicate_ids_within_and_across_pages_are_given_once),
 	    T(test_a_failed_call_leaves_the_listing_to_be_asked_again),
 	    T(test_scripts_repeated_token_and_names),
+	    cmocka_unit_test(test_listings_start_in_several_threads_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
