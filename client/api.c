@@ -367,17 +367,27 @@ api_get_thread(struct api *a, const char *id, struct model_thread *out, struct h
 	return redacted(a, rc, e);
 }
 
-/* Appends "&name=value" (or "?name=value" first), the value escaped. */
-static void
-query_add(char *buf, size_t len, const char *name, const char *value)
+/* Appends "&name=value" (or "?name=value" first), the value escaped; 0,
+ * or -ENAMETOOLONG (nothing appended) when it does not fit in len. */
+static int
+query_add(char *buf, size_t len, const char *name, const char *value, struct http_error *e)
 {
 	size_t used = strlen(buf);
 	char *esc = http_escape_dup(value);
+	int n;
 
 	if (esc == NULL)
-		return;
-	snprintf(buf + used, len - used, "%c%s=%s", strchr(buf, '?') ? '&' : '?', name, esc);
+		return http_error_set(e, ENOMEM, 0, "out of memory escaping the %s query", name);
+	n = snprintf(buf + used, len - used, "%c%s=%s", strchr(buf, '?') ? '&' : '?', name, esc);
 	free(esc);
+	if (n < 0 || (size_t)n >= len - used) {
+		/* never a query cut short, or sent without the filter asked for */
+		buf[used] = '\0';
+		return http_error_set(e, ENAMETOOLONG, 0,
+		                      "the %s query is too long for a request (%zu bytes given)",
+		                      name, strlen(value));
+	}
+	return 0;
 }
 
 int
@@ -386,18 +396,26 @@ api_list_threads(struct api *a, const struct api_list *q, struct model_thread_li
 {
 	/* room for a page token of LISTING_TOKEN_MAX bytes, escaped */
 	char path[4096 + 2048] = API_PREFIX "/threads", num[32];
+	struct http_error local;
+	char call[64];
+	int rc = 0;
 
+	if (e == NULL)
+		e = &local;
+	call_name(call, sizeof(call), "ListThreads", NULL, e);
 	if (q->page_size > 0) {
 		snprintf(num, sizeof(num), "%d", q->page_size);
-		query_add(path, sizeof(path), "pageSize", num);
+		rc = query_add(path, sizeof(path), "pageSize", num, e);
 	}
-	if (q->page_token != NULL && q->page_token[0] != '\0')
-		query_add(path, sizeof(path), "pageToken", q->page_token);
-	if (q->status != MODEL_THREAD_UNSPECIFIED && q->status != MODEL_THREAD_UNKNOWN)
-		query_add(path, sizeof(path), "statusFilter",
-		          model_thread_status_name(q->status, NULL));
-	if (q->script_name != NULL && q->script_name[0] != '\0')
-		query_add(path, sizeof(path), "scriptNameFilter", q->script_name);
+	if (rc == 0 && q->page_token != NULL && q->page_token[0] != '\0')
+		rc = query_add(path, sizeof(path), "pageToken", q->page_token, e);
+	if (rc == 0 && q->status != MODEL_THREAD_UNSPECIFIED && q->status != MODEL_THREAD_UNKNOWN)
+		rc = query_add(path, sizeof(path), "statusFilter",
+		               model_thread_status_name(q->status, NULL), e);
+	if (rc == 0 && q->script_name != NULL && q->script_name[0] != '\0')
+		rc = query_add(path, sizeof(path), "scriptNameFilter", q->script_name, e);
+	if (rc != 0)
+		return rc;
 	return unary_parse(a, "ListThreads", "GET", path, NULL, 0, parse_thread_list, out, e);
 }
 
@@ -484,12 +502,12 @@ api_get_result(struct api *a, const char *id, const struct api_result_query *q,
 	if ((rc = thread_path(path, sizeof(path), id, "/result", e)) != 0)
 		return rc;
 	if (q != NULL && q->step_path != NULL && q->step_path[0] != '\0')
-		query_add(path, sizeof(path), "stepPath", q->step_path);
-	if (q != NULL && q->output_only)
-		query_add(path, sizeof(path), "outputOnly", "true");
-	if (q != NULL && q->metadata_only)
-		query_add(path, sizeof(path), "metadataOnly", "true");
-	if ((rc = unary_parse(a, call, "GET", path, NULL, 0, parse_result, out, e)) != 0)
+		rc = query_add(path, sizeof(path), "stepPath", q->step_path, e);
+	if (rc == 0 && q != NULL && q->output_only)
+		rc = query_add(path, sizeof(path), "outputOnly", "true", e);
+	if (rc == 0 && q != NULL && q->metadata_only)
+		rc = query_add(path, sizeof(path), "metadataOnly", "true", e);
+	if (rc != 0 || (rc = unary_parse(a, call, "GET", path, NULL, 0, parse_result, out, e)) != 0)
 		return rc;
 	rc = check_identity(e, "threadId", id, out->thread_id, true);
 	if (rc == 0 && q != NULL && q->step_path != NULL && q->step_path[0] != '\0')
@@ -504,13 +522,21 @@ api_list_scripts(struct api *a, int page_size, const char *page_token,
                  struct model_script_list *out, struct http_error *e)
 {
 	char path[4096] = API_PREFIX "/scripts", num[32];
+	struct http_error local;
+	char call[64];
+	int rc = 0;
 
+	if (e == NULL)
+		e = &local;
+	call_name(call, sizeof(call), "ListScripts", NULL, e);
 	if (page_size > 0) {
 		snprintf(num, sizeof(num), "%d", page_size);
-		query_add(path, sizeof(path), "pageSize", num);
+		rc = query_add(path, sizeof(path), "pageSize", num, e);
 	}
-	if (page_token != NULL && page_token[0] != '\0')
-		query_add(path, sizeof(path), "pageToken", page_token);
+	if (rc == 0 && page_token != NULL && page_token[0] != '\0')
+		rc = query_add(path, sizeof(path), "pageToken", page_token, e);
+	if (rc != 0)
+		return rc;
 	return unary_parse(a, "ListScripts", "GET", path, NULL, 0, parse_script_list, out, e);
 }
 
@@ -1033,13 +1059,15 @@ api_stream_steps(struct api *a, const char *id, const char *step_path, size_t ma
 	if ((rc = thread_path(path, sizeof(path), id, suffix, e)) != 0)
 		return rc;
 	if (step_path != NULL && step_path[0] != '\0')
-		query_add(path, sizeof(path), "stepPath", step_path);
-	if (max_chunk > 0) {
+		rc = query_add(path, sizeof(path), "stepPath", step_path, e);
+	if (rc == 0 && max_chunk > 0) {
 		char num[32];
 
 		snprintf(num, sizeof(num), "%zu", max_chunk);
-		query_add(path, sizeof(path), "maxChunkBytes", num);
+		rc = query_add(path, sizeof(path), "maxChunkBytes", num, e);
 	}
+	if (rc != 0)
+		return rc;
 	rc = run_stream(a, call, path, 0, false, abort, &s, steps_done, steps_describe, e);
 	if (rc == 0 && step_path != NULL && step_path[0] != '\0' && s.steps == 0)
 		rc = http_error_set(e, EPROTO, 200, "the stream held no step %s", step_path);

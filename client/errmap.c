@@ -453,6 +453,7 @@ errmap_exit_code(int err)
 	case EINTR:
 		return 1;
 	case EINVAL:
+	case ENAMETOOLONG: /* an argument too long to send */
 		return 2;
 	case EACCES:
 		return 3;

@@ -826,6 +826,30 @@ test_list_threads_sends_its_query(void **state)
 	model_thread_list_clear(&l);
 }
 
+/* A query too long for the request's URL is refused before any call,
+ * never sent cut short or without the filter (which would list every
+ * script's threads as this script's). */
+static void
+test_a_query_too_long_is_refused_not_sent_cut(void **state)
+{
+	struct fx *fx = *state;
+	static char name[7000];
+	struct api_list q = {.page_size = 5, .script_name = name};
+	struct api_result_query rq = {.step_path = name};
+	struct model_thread_list l;
+	struct model_result r;
+
+	memset(name, 'n', sizeof(name) - 1);
+	serve(fx, reply_full(200, JSON, "{\"threads\": [{\"threadId\": \"th_1\"}]}"));
+	assert_int_equal(api_list_threads(fx->a, &q, &l, &fx->e), -ENAMETOOLONG);
+	assert_message_has(&fx->e, "scriptNameFilter");
+	name[1000] = '\0'; /* 1,000 slashes, 3,000 bytes escaped */
+	memset(name, '/', 1000);
+	assert_int_equal(api_get_result(fx->a, "th_1", &rq, &r, &fx->e), -ENAMETOOLONG);
+	assert_message_has(&fx->e, "stepPath");
+	assert_int_equal(canned_requests(fx->cs), 0);
+}
+
 static void
 test_create_thread_sends_the_request_body(void **state)
 {
@@ -2096,6 +2120,7 @@ main(void)
 	    T(test_not_found_is_enoent_exit_5_with_the_server_message),
 	    T(test_thread_id_is_percent_encoded_in_the_path),
 	    T(test_list_threads_sends_its_query),
+	    T(test_a_query_too_long_is_refused_not_sent_cut),
 	    T(test_listing_stops_at_a_repeated_token_and_sends_long_ones_whole),
 	    T(test_create_thread_sends_the_request_body),
 	    T(test_create_thread_is_not_resent_after_a_502),
