@@ -355,26 +355,6 @@ get(struct watches *w, const char *id, int *err)
 }
 
 int
-watches_events(struct watches *w, const char *id, char **out, size_t *len, bool *final)
-{
-	struct watch *x;
-	int err = 0;
-
-	if ((x = get(w, id, &err)) == NULL)
-		return err;
-	if ((*out = malloc(x->len + 1)) == NULL) {
-		pthread_mutex_unlock(&w->lock);
-		return -ENOMEM;
-	}
-	memcpy(*out, x->text != NULL ? x->text : "", x->len);
-	(*out)[x->len] = '\0';
-	*len = x->len;
-	*final = x->final;
-	pthread_mutex_unlock(&w->lock);
-	return 0;
-}
-
-int
 watches_size(struct watches *w, const char *id, uint64_t *size, bool *final)
 {
 	struct watch *x;

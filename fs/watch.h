@@ -30,15 +30,10 @@ struct watches *watches_new(struct fsm *m, void *se);
 /* Stops every watch and waits for them. */
 void watches_free(struct watches *w);
 
-/*
- * The events of thread id so far, as NDJSON (a new string in *out, its
- * length in *len); starts following the thread if it is not yet. *final
- * is set when the thread has ended and the text will not grow. A thread
- * that has already finished is asked once (its snapshot).
- */
-int watches_events(struct watches *w, const char *id, char **out, size_t *len, bool *final);
-
-/* The length the events file has now, starting the watch as above. */
+/* The length the events file of thread id has now (*final set when the
+ * thread has ended and the text will not grow); starts following the
+ * thread if it is not yet. A thread that has already finished is asked
+ * once (its snapshot). */
 int watches_size(struct watches *w, const char *id, uint64_t *size, bool *final);
 
 /* The length of the events text if thread id is being (or was) followed,
