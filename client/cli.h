@@ -14,24 +14,10 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "errmap.h"
 #include "model.h"
 
-/* Exit statuses (scriptum(1), EXIT STATUS). */
-enum {
-	EXIT_OK = 0,
-	EXIT_THREAD_FAILED = 1,
-	EXIT_INVALID = 2,
-	EXIT_UNAUTHENTICATED = 3,
-	EXIT_DENIED = 4,
-	EXIT_NOT_FOUND = 5,
-	EXIT_EXISTS = 6,
-	EXIT_EXHAUSTED = 7,
-	EXIT_DEADLINE = 8,
-	EXIT_UNAVAILABLE = 9,
-	EXIT_INTERNAL = 10,
-	EXIT_SIGINT = 130,
-	EXIT_SIGTERM = 143,
-};
+/* Exit statuses: enum exit_status, in errmap.h. */
 
 enum cli_format {
 	CLI_TABLE,

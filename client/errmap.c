@@ -37,23 +37,23 @@ struct code_map {
  *   CANCELLED -> EINTR, 1: the generic failure status.
  */
 static const struct code_map codes[] = {
-    [ERRMAP_OK] = {"OK", EIO, 10, false},
-    [ERRMAP_CANCELLED] = {"CANCELLED", EINTR, 1, false},
-    [ERRMAP_UNKNOWN] = {"UNKNOWN", EIO, 10, false},
-    [ERRMAP_INVALID_ARGUMENT] = {"INVALID_ARGUMENT", EINVAL, 2, false},
-    [ERRMAP_DEADLINE_EXCEEDED] = {"DEADLINE_EXCEEDED", ETIMEDOUT, 8, false},
-    [ERRMAP_NOT_FOUND] = {"NOT_FOUND", ENOENT, 5, false},
-    [ERRMAP_ALREADY_EXISTS] = {"ALREADY_EXISTS", EEXIST, 6, false},
-    [ERRMAP_PERMISSION_DENIED] = {"PERMISSION_DENIED", EACCES, 4, false},
-    [ERRMAP_RESOURCE_EXHAUSTED] = {"RESOURCE_EXHAUSTED", EAGAIN, 7, true},
-    [ERRMAP_FAILED_PRECONDITION] = {"FAILED_PRECONDITION", EBUSY, 2, false},
-    [ERRMAP_ABORTED] = {"ABORTED", EAGAIN, 9, false},
-    [ERRMAP_OUT_OF_RANGE] = {"OUT_OF_RANGE", EINVAL, 2, false},
-    [ERRMAP_UNIMPLEMENTED] = {"UNIMPLEMENTED", EOPNOTSUPP, 10, false},
-    [ERRMAP_INTERNAL] = {"INTERNAL", EIO, 10, false},
-    [ERRMAP_UNAVAILABLE] = {"UNAVAILABLE", EAGAIN, 9, true},
-    [ERRMAP_DATA_LOSS] = {"DATA_LOSS", EIO, 10, false},
-    [ERRMAP_UNAUTHENTICATED] = {"UNAUTHENTICATED", EACCES, 3, false},
+    [ERRMAP_OK] = {"OK", EIO, EXIT_INTERNAL, false},
+    [ERRMAP_CANCELLED] = {"CANCELLED", EINTR, EXIT_THREAD_FAILED, false},
+    [ERRMAP_UNKNOWN] = {"UNKNOWN", EIO, EXIT_INTERNAL, false},
+    [ERRMAP_INVALID_ARGUMENT] = {"INVALID_ARGUMENT", EINVAL, EXIT_INVALID, false},
+    [ERRMAP_DEADLINE_EXCEEDED] = {"DEADLINE_EXCEEDED", ETIMEDOUT, EXIT_DEADLINE, false},
+    [ERRMAP_NOT_FOUND] = {"NOT_FOUND", ENOENT, EXIT_NOT_FOUND, false},
+    [ERRMAP_ALREADY_EXISTS] = {"ALREADY_EXISTS", EEXIST, EXIT_EXISTS, false},
+    [ERRMAP_PERMISSION_DENIED] = {"PERMISSION_DENIED", EACCES, EXIT_DENIED, false},
+    [ERRMAP_RESOURCE_EXHAUSTED] = {"RESOURCE_EXHAUSTED", EAGAIN, EXIT_EXHAUSTED, true},
+    [ERRMAP_FAILED_PRECONDITION] = {"FAILED_PRECONDITION", EBUSY, EXIT_INVALID, false},
+    [ERRMAP_ABORTED] = {"ABORTED", EAGAIN, EXIT_UNAVAILABLE, false},
+    [ERRMAP_OUT_OF_RANGE] = {"OUT_OF_RANGE", EINVAL, EXIT_INVALID, false},
+    [ERRMAP_UNIMPLEMENTED] = {"UNIMPLEMENTED", EOPNOTSUPP, EXIT_INTERNAL, false},
+    [ERRMAP_INTERNAL] = {"INTERNAL", EIO, EXIT_INTERNAL, false},
+    [ERRMAP_UNAVAILABLE] = {"UNAVAILABLE", EAGAIN, EXIT_UNAVAILABLE, true},
+    [ERRMAP_DATA_LOSS] = {"DATA_LOSS", EIO, EXIT_INTERNAL, false},
+    [ERRMAP_UNAUTHENTICATED] = {"UNAUTHENTICATED", EACCES, EXIT_UNAUTHENTICATED, false},
 };
 
 #define NCODES ((int)(sizeof(codes) / sizeof(codes[0])))
@@ -68,22 +68,23 @@ struct status_map {
 
 /* By HTTP status, when the body carries no gRPC code (a proxy's answer). */
 static const struct status_map statuses[] = {
-    {400, "Bad Request", EINVAL, 2, false},
-    {401, "Unauthorized", EACCES, 3, false},
-    {403, "Forbidden", EACCES, 4, false},
-    {404, "Not Found", ENOENT, 5, false},
-    {405, "Method Not Allowed", EOPNOTSUPP, 10, false},
-    {408, "Request Timeout", ETIMEDOUT, 8, false},
-    {409, "Conflict", EEXIST, 6, false},
-    {412, "Precondition Failed", EBUSY, 2, false}, /* grpc-gateway v1's FAILED_PRECONDITION */
-    {413, "Payload Too Large", EFBIG, 2, false},
-    {429, "Too Many Requests", EAGAIN, 7, true},
-    {499, "Client Closed Request", EINTR, 1, false},
-    {500, "Internal Server Error", EIO, 10, false},
-    {501, "Not Implemented", EOPNOTSUPP, 10, false},
-    {502, "Bad Gateway", EAGAIN, 9, true},
-    {503, "Service Unavailable", EAGAIN, 9, true},
-    {504, "Gateway Timeout", ETIMEDOUT, 8, false},
+    {400, "Bad Request", EINVAL, EXIT_INVALID, false},
+    {401, "Unauthorized", EACCES, EXIT_UNAUTHENTICATED, false},
+    {403, "Forbidden", EACCES, EXIT_DENIED, false},
+    {404, "Not Found", ENOENT, EXIT_NOT_FOUND, false},
+    {405, "Method Not Allowed", EOPNOTSUPP, EXIT_INTERNAL, false},
+    {408, "Request Timeout", ETIMEDOUT, EXIT_DEADLINE, false},
+    {409, "Conflict", EEXIST, EXIT_EXISTS, false},
+    {412, "Precondition Failed", EBUSY, EXIT_INVALID,
+     false}, /* grpc-gateway v1's FAILED_PRECONDITION */
+    {413, "Payload Too Large", EFBIG, EXIT_INVALID, false},
+    {429, "Too Many Requests", EAGAIN, EXIT_EXHAUSTED, true},
+    {499, "Client Closed Request", EINTR, EXIT_THREAD_FAILED, false},
+    {500, "Internal Server Error", EIO, EXIT_INTERNAL, false},
+    {501, "Not Implemented", EOPNOTSUPP, EXIT_INTERNAL, false},
+    {502, "Bad Gateway", EAGAIN, EXIT_UNAVAILABLE, true},
+    {503, "Service Unavailable", EAGAIN, EXIT_UNAVAILABLE, true},
+    {504, "Gateway Timeout", ETIMEDOUT, EXIT_DEADLINE, false},
 };
 
 static const struct status_map *
@@ -112,12 +113,12 @@ errmap_map(int http_status, int grpc_code)
 		m.retryable = s->retryable;
 	} else if (http_status >= 400 && http_status < 500) {
 		m.err = EINVAL;
-		m.exit_code = 2;
+		m.exit_code = EXIT_INVALID;
 		m.retryable = false;
 	} else {
 		/* Other 5xx, or an error with neither status nor code. */
 		m.err = EIO;
-		m.exit_code = 10;
+		m.exit_code = EXIT_INTERNAL;
 		m.retryable = false;
 	}
 	return m;
@@ -451,24 +452,24 @@ errmap_exit_code(int err)
 {
 	switch (err) {
 	case EINTR:
-		return 1;
+		return EXIT_THREAD_FAILED;
 	case EINVAL:
 	case ENAMETOOLONG: /* an argument too long to send */
-		return 2;
+		return EXIT_INVALID;
 	case EACCES:
-		return 3;
+		return EXIT_UNAUTHENTICATED;
 	case ENOENT:
-		return 5;
+		return EXIT_NOT_FOUND;
 	case EEXIST:
-		return 6;
+		return EXIT_EXISTS;
 	case EAGAIN:
-		return 7;
+		return EXIT_EXHAUSTED;
 	case ETIMEDOUT:
-		return 8;
+		return EXIT_DEADLINE;
 	case EIO:
 	case EPIPE:
-		return 9;
+		return EXIT_UNAVAILABLE;
 	default:
-		return 10;
+		return EXIT_INTERNAL;
 	}
 }

@@ -12,6 +12,24 @@
 
 #include <jansson.h>
 
+/* The CLI's exit statuses (scriptum(1), EXIT STATUS), which errmap gives
+ * for each failure. */
+enum exit_status {
+	EXIT_OK = 0,
+	EXIT_THREAD_FAILED = 1,
+	EXIT_INVALID = 2,
+	EXIT_UNAUTHENTICATED = 3,
+	EXIT_DENIED = 4,
+	EXIT_NOT_FOUND = 5,
+	EXIT_EXISTS = 6,
+	EXIT_EXHAUSTED = 7,
+	EXIT_DEADLINE = 8,
+	EXIT_UNAVAILABLE = 9,
+	EXIT_INTERNAL = 10,
+	EXIT_SIGINT = 130,
+	EXIT_SIGTERM = 143,
+};
+
 /* gRPC status codes (google.rpc.Code). */
 enum errmap_grpc {
 	ERRMAP_OK = 0,
@@ -46,7 +64,7 @@ struct errmap_status {
 /* The consequences of an error. */
 struct errmap {
 	int err;        /* positive errno: ENOENT, EACCES, ... */
-	int exit_code;  /* the CLI's exit status (scriptum(1), EXIT STATUS) */
+	int exit_code;  /* the CLI's exit status: an enum exit_status */
 	bool retryable; /* the transport may resend after a back-off */
 };
 
