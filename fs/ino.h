@@ -41,50 +41,50 @@ enum rec_kind {
 
 /* Files of a thread record. */
 enum {
-	T_DIR = 0,
-	T_STATUS,
-	T_THREAD_JSON,
-	T_INPUT_JSON,
-	T_OUTPUT_JSON,
-	T_SUMMARY_JSON,
-	T_YIELDS,
-	T_ERROR,
-	T_EVENTS,
-	T_CANCEL,
-	T_RESUME,
-	T_STEPS,
-	T_LINK_FROM_SCRIPT = 16, /* scripts/<name>/threads/<id> */
-	T_LINK_FROM_STATUS,      /* by-status/<status>/<id> */
-	T_LINK_LATEST,           /* scripts/<name>/latest, when this is the newest */
-	T_STEP_BASE = 32,        /* step i: T_STEP_BASE + i * 8 + one of S_* */
+	INO_THR_DIR = 0,
+	INO_THR_STATUS,
+	INO_THR_THREAD_JSON,
+	INO_THR_INPUT_JSON,
+	INO_THR_OUTPUT_JSON,
+	INO_THR_SUMMARY_JSON,
+	INO_THR_YIELDS,
+	INO_THR_ERROR,
+	INO_THR_EVENTS,
+	INO_THR_CANCEL,
+	INO_THR_RESUME,
+	INO_THR_STEPS,
+	INO_THR_LINK_FROM_SCRIPT = 16, /* scripts/<name>/threads/<id> */
+	INO_THR_LINK_FROM_STATUS,      /* by-status/<status>/<id> */
+	INO_THR_LINK_LATEST,           /* scripts/<name>/latest, when this is the newest */
+	INO_THR_STEP_BASE = 32,        /* step i: INO_THR_STEP_BASE + i * 8 + one of INO_STEP_* */
 };
 
 /* Files of a step, within its slot of eight. */
 enum {
-	S_DIR = 0,
-	S_STATUS,
-	S_STEP_JSON,
-	S_INPUT_JSON,
-	S_OUTPUT_JSON,
-	S_ERROR,
+	INO_STEP_DIR = 0,
+	INO_STEP_STATUS,
+	INO_STEP_STEP_JSON,
+	INO_STEP_INPUT_JSON,
+	INO_STEP_OUTPUT_JSON,
+	INO_STEP_ERROR,
 };
 
-/* Files of a script record. Version n: S_VERSION_BASE + 2n (its directory)
+/* Files of a script record. Version n: INO_SCRIPT_VERSION_BASE + 2n (its directory)
  * and + 1 (its new). */
 enum {
-	SC_DIR = 0,
-	SC_NEW,
-	SC_SCRIPT_JSON,
-	SC_THREADS,
-	SC_LATEST,
-	SC_VERSIONS,
-	SC_VERSION_BASE = 8,
+	INO_SCRIPT_DIR = 0,
+	INO_SCRIPT_NEW,
+	INO_SCRIPT_SCRIPT_JSON,
+	INO_SCRIPT_THREADS,
+	INO_SCRIPT_LATEST,
+	INO_SCRIPT_VERSIONS,
+	INO_SCRIPT_VERSION_BASE = 8,
 };
 
 #define INO_LOCAL_BITS  24
 #define INO_LOCAL_MAX   ((1u << INO_LOCAL_BITS) - 1)
-#define INO_MAX_STEPS   ((INO_LOCAL_MAX - T_STEP_BASE) / 8)
-#define INO_MAX_VERSION ((INO_LOCAL_MAX - SC_VERSION_BASE) / 2)
+#define INO_MAX_STEPS   ((INO_LOCAL_MAX - INO_THR_STEP_BASE) / 8)
+#define INO_MAX_VERSION ((INO_LOCAL_MAX - INO_SCRIPT_VERSION_BASE) / 2)
 
 static inline uint64_t
 ino_make(enum rec_kind kind, uint32_t slot, uint32_t local)

@@ -44,22 +44,23 @@ struct name_local {
 };
 
 static const struct name_local thread_files[] = {
-    {"status", T_STATUS},
-    {"thread.json", T_THREAD_JSON},
-    {"input.json", T_INPUT_JSON},
-    {"output.json", T_OUTPUT_JSON},
-    {"summary.json", T_SUMMARY_JSON},
-    {"yields.ndjson", T_YIELDS},
-    {"error", T_ERROR},
-    {"events", T_EVENTS},
-    {"cancel", T_CANCEL},
-    {"resume", T_RESUME},
-    {"steps", T_STEPS},
+    {"status", INO_THR_STATUS},
+    {"thread.json", INO_THR_THREAD_JSON},
+    {"input.json", INO_THR_INPUT_JSON},
+    {"output.json", INO_THR_OUTPUT_JSON},
+    {"summary.json", INO_THR_SUMMARY_JSON},
+    {"yields.ndjson", INO_THR_YIELDS},
+    {"error", INO_THR_ERROR},
+    {"events", INO_THR_EVENTS},
+    {"cancel", INO_THR_CANCEL},
+    {"resume", INO_THR_RESUME},
+    {"steps", INO_THR_STEPS},
 };
 
 static const struct name_local step_files[] = {
-    {"status", S_STATUS},           {"step.json", S_STEP_JSON}, {"input.json", S_INPUT_JSON},
-    {"output.json", S_OUTPUT_JSON}, {"error", S_ERROR},
+    {"status", INO_STEP_STATUS},         {"step.json", INO_STEP_STEP_JSON},
+    {"input.json", INO_STEP_INPUT_JSON}, {"output.json", INO_STEP_OUTPUT_JSON},
+    {"error", INO_STEP_ERROR},
 };
 
 static const struct name_local meta_files[] = {
@@ -139,11 +140,11 @@ static bool
 thread_has(const struct model_thread *t, const struct model_result *r, unsigned local)
 {
 	switch (local) {
-	case T_OUTPUT_JSON:
+	case INO_THR_OUTPUT_JSON:
 		return has_output(t, r);
-	case T_YIELDS:
+	case INO_THR_YIELDS:
 		return r->total_yielded > 0 || r->n_yielded > 0;
-	case T_ERROR:
+	case INO_THR_ERROR:
 		return t->error[0] != '\0';
 	default:
 		return true;
@@ -153,13 +154,14 @@ thread_has(const struct model_thread *t, const struct model_result *r, unsigned 
 static bool
 needs_result(unsigned local)
 {
-	return local == T_OUTPUT_JSON || local == T_YIELDS || local == T_SUMMARY_JSON;
+	return local == INO_THR_OUTPUT_JSON || local == INO_THR_YIELDS ||
+	       local == INO_THR_SUMMARY_JSON;
 }
 
 static bool
 step_payload(const struct model_step_detail *d, unsigned sub, uint64_t *size)
 {
-	int64_t n = sub == S_INPUT_JSON ? d->input_total_bytes : d->output_total_bytes;
+	int64_t n = sub == INO_STEP_INPUT_JSON ? d->input_total_bytes : d->output_total_bytes;
 
 	*size = n > 0 ? (uint64_t)n : 0;
 	return n > 0 && model_step_terminal(d->step.status);
@@ -171,10 +173,10 @@ step_has(const struct model_step_detail *d, unsigned sub)
 	uint64_t size;
 
 	switch (sub) {
-	case S_INPUT_JSON:
-	case S_OUTPUT_JSON:
+	case INO_STEP_INPUT_JSON:
+	case INO_STEP_OUTPUT_JSON:
 		return step_payload(d, sub, &size);
-	case S_ERROR:
+	case INO_STEP_ERROR:
 		return d->step.error[0] != '\0';
 	default:
 		return true;
@@ -203,22 +205,22 @@ render_thread_file(struct fsm *m, const char *id, unsigned local, char **out, si
 	*final = model_thread_terminal(t.status) &&
 	         (!needs_result(local) || model_thread_terminal(r.status));
 	switch (local) {
-	case T_STATUS:
+	case INO_THR_STATUS:
 		rc = layout_status(&t, out, len);
 		break;
-	case T_THREAD_JSON:
+	case INO_THR_THREAD_JSON:
 		rc = layout_thread_json(&t, out, len);
 		break;
-	case T_INPUT_JSON:
+	case INO_THR_INPUT_JSON:
 		rc = layout_input_json(&t, out, len);
 		break;
-	case T_SUMMARY_JSON:
+	case INO_THR_SUMMARY_JSON:
 		rc = layout_summary_json(&t, &r, out, len);
 		break;
-	case T_YIELDS:
-		rc = thread_has(&t, &r, T_YIELDS) ? layout_yields(&r, out, len) : -ENOENT;
+	case INO_THR_YIELDS:
+		rc = thread_has(&t, &r, INO_THR_YIELDS) ? layout_yields(&r, out, len) : -ENOENT;
 		break;
-	case T_ERROR:
+	case INO_THR_ERROR:
 		rc = t.error[0] ? layout_error(t.error, out, len) : -ENOENT;
 		break;
 	default:
@@ -239,13 +241,13 @@ render_step_file(struct fsm *m, const char *id, const char *path, unsigned sub, 
 	if ((rc = meta_step(m->meta, id, path, &d, final)) != 0)
 		return rc;
 	switch (sub) {
-	case S_STATUS:
+	case INO_STEP_STATUS:
 		rc = layout_step_status(&d.step, out, len);
 		break;
-	case S_STEP_JSON:
+	case INO_STEP_STEP_JSON:
 		rc = layout_step_json(&d, out, len);
 		break;
-	case S_ERROR:
+	case INO_STEP_ERROR:
 		rc = d.step.error[0] ? layout_error(d.step.error, out, len) : -ENOENT;
 		break;
 	default:
@@ -334,7 +336,7 @@ rec_of(struct fsm *m, uint64_t ino, enum rec_kind kind, struct rec **out)
 static int
 step_of(struct fsm *m, struct rec *r, uint32_t local, char *path, size_t len)
 {
-	uint32_t i = (local - T_STEP_BASE) / 8;
+	uint32_t i = (local - INO_THR_STEP_BASE) / 8;
 
 	return recs_step_path(m->recs, r, i, path, len) ? 0 : -ENOENT;
 }
@@ -377,16 +379,16 @@ thread_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, doubl
 		return rc;
 	final = model_thread_terminal(t.status);
 	memset(&res, 0, sizeof(res));
-	if (local < T_STEP_BASE && needs_result(local)) {
+	if (local < INO_THR_STEP_BASE && needs_result(local)) {
 		if ((rc = meta_result(m->meta, id, &res)) != 0)
 			goto out;
 		final = final && model_thread_terminal(res.status);
 	}
 	*timeout = ttl_for(m, final);
-	if (local >= T_STEP_BASE) {
+	if (local >= INO_THR_STEP_BASE) {
 		struct model_step_detail d;
 		char path[512];
-		unsigned sub = (local - T_STEP_BASE) % 8;
+		unsigned sub = (local - INO_THR_STEP_BASE) % 8;
 		uint64_t size = 0;
 		bool step_final;
 
@@ -396,9 +398,9 @@ thread_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, doubl
 		*timeout = ttl_for(m, step_final);
 		if (!step_has(&d, sub)) {
 			rc = -ENOENT;
-		} else if (sub == S_DIR) {
+		} else if (sub == INO_STEP_DIR) {
 			attr(m, st, ino, DIR_MODE, 0, step_time(&d.step));
-		} else if (sub == S_INPUT_JSON || sub == S_OUTPUT_JSON) {
+		} else if (sub == INO_STEP_INPUT_JSON || sub == INO_STEP_OUTPUT_JSON) {
 			step_payload(&d, sub, &size);
 			attr(m, st, ino, FILE_MODE, size, step_time(&d.step));
 		} else if ((rc = render_step_file(m, id, path, sub, &data, &len, &final)) == 0) {
@@ -409,22 +411,22 @@ thread_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, doubl
 		goto out;
 	}
 	switch (local) {
-	case T_DIR:
-	case T_STEPS:
+	case INO_THR_DIR:
+	case INO_THR_STEPS:
 		attr(m, st, ino, DIR_MODE, 0, thread_time(&t));
 		break;
-	case T_CANCEL:
-	case T_RESUME:
+	case INO_THR_CANCEL:
+	case INO_THR_RESUME:
 		attr(m, st, ino, WRITE_MODE, 0, thread_time(&t));
 		break;
-	case T_OUTPUT_JSON:
+	case INO_THR_OUTPUT_JSON:
 		if (!has_output(&t, &res))
 			rc = -ENOENT;
 		else
 			attr(m, st, ino, FILE_MODE, (uint64_t)res.output_total_bytes,
 			     thread_time(&t));
 		break;
-	case T_EVENTS: {
+	case INO_THR_EVENTS: {
 		uint64_t size = 0;
 		bool done = final;
 
@@ -441,12 +443,12 @@ thread_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, doubl
 			*timeout = ttl_for(m, false);
 		break;
 	}
-	case T_LINK_FROM_SCRIPT:
+	case INO_THR_LINK_FROM_SCRIPT:
 		attr(m, st, ino, LINK_MODE, strlen("../../../threads/") + strlen(id),
 		     thread_time(&t));
 		break;
-	case T_LINK_FROM_STATUS:
-	case T_LINK_LATEST:
+	case INO_THR_LINK_FROM_STATUS:
+	case INO_THR_LINK_LATEST:
 		attr(m, st, ino, LINK_MODE, strlen("../../threads/") + strlen(id), thread_time(&t));
 		break;
 	default:
@@ -467,9 +469,9 @@ script_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, doubl
 	uint64_t ino = ino_make(REC_SCRIPT, r->slot, local);
 
 	*timeout = SCRIPT_TTL;
-	if (local == SC_NEW || (local >= SC_VERSION_BASE && local % 2 == 1))
+	if (local == INO_SCRIPT_NEW || (local >= INO_SCRIPT_VERSION_BASE && local % 2 == 1))
 		attr(m, st, ino, WRITE_MODE, 0, 0);
-	else if (local == SC_SCRIPT_JSON)
+	else if (local == INO_SCRIPT_SCRIPT_JSON)
 		attr(m, st, ino, FILE_MODE, 0, 0); /* read with direct I/O: size unknown */
 	else
 		attr(m, st, ino, DIR_MODE, 0, 0);
@@ -556,13 +558,13 @@ static int
 lookup_thread_child(struct fsm *m, struct rec *r, uint32_t local, const char *name,
                     struct tree_entry *e)
 {
-	if (local == T_DIR) {
+	if (local == INO_THR_DIR) {
 		for (size_t i = 0; i < N(thread_files); i++)
 			if (strcmp(thread_files[i].name, name) == 0)
 				return rec_entry(m, r, thread_files[i].local, e);
 		return negative(e);
 	}
-	if (local == T_STEPS) {
+	if (local == INO_THR_STEPS) {
 		struct model_result res;
 		bool found = false;
 		int rc, idx;
@@ -576,9 +578,9 @@ lookup_thread_child(struct fsm *m, struct rec *r, uint32_t local, const char *na
 			return negative(e);
 		if ((idx = recs_step(m->recs, r, name)) < 0)
 			return idx;
-		return rec_entry(m, r, T_STEP_BASE + (uint32_t)idx * 8 + S_DIR, e);
+		return rec_entry(m, r, INO_THR_STEP_BASE + (uint32_t)idx * 8 + INO_STEP_DIR, e);
 	}
-	if (local >= T_STEP_BASE && (local - T_STEP_BASE) % 8 == S_DIR) {
+	if (local >= INO_THR_STEP_BASE && (local - INO_THR_STEP_BASE) % 8 == INO_STEP_DIR) {
 		for (size_t i = 0; i < N(step_files); i++)
 			if (strcmp(step_files[i].name, name) == 0)
 				return rec_entry(m, r, local + step_files[i].local, e);
@@ -658,17 +660,17 @@ lookup_script_child(struct fsm *m, struct rec *r, uint32_t local, const char *na
                     struct tree_entry *e)
 {
 	static const struct name_local script_files[] = {
-	    {"new", SC_NEW},
-	    {"script.json", SC_SCRIPT_JSON},
-	    {"threads", SC_THREADS},
-	    {"versions", SC_VERSIONS},
+	    {"new", INO_SCRIPT_NEW},
+	    {"script.json", INO_SCRIPT_SCRIPT_JSON},
+	    {"threads", INO_SCRIPT_THREADS},
+	    {"versions", INO_SCRIPT_VERSIONS},
 	};
 	struct rec *t;
 	char *id = NULL;
 	int rc;
 
 	switch (local) {
-	case SC_DIR:
+	case INO_SCRIPT_DIR:
 		if (strcmp(name, "latest") == 0) {
 			if ((rc = latest_of(m, r->name, &id)) != 0)
 				return rc == -ENOENT ? negative(e) : rc;
@@ -676,7 +678,7 @@ lookup_script_child(struct fsm *m, struct rec *r, uint32_t local, const char *na
 			free(id);
 			if (rc != 0)
 				return rc == -ENOENT ? negative(e) : rc;
-			rc = rec_entry(m, t, T_LINK_LATEST, e);
+			rc = rec_entry(m, t, INO_THR_LINK_LATEST, e);
 			/* latest moves: the kernel must ask again each time */
 			e->entry_timeout = 0;
 			recs_put(m->recs, t);
@@ -686,7 +688,7 @@ lookup_script_child(struct fsm *m, struct rec *r, uint32_t local, const char *na
 			if (strcmp(script_files[i].name, name) == 0)
 				return rec_entry(m, r, script_files[i].local, e);
 		return negative(e);
-	case SC_THREADS: {
+	case INO_SCRIPT_THREADS: {
 		struct model_thread th;
 
 		if ((rc = meta_thread(m->meta, name, &th)) != 0)
@@ -697,21 +699,21 @@ lookup_script_child(struct fsm *m, struct rec *r, uint32_t local, const char *na
 			return negative(e);
 		if ((t = recs_get(m->recs, REC_THREAD, name)) == NULL)
 			return -ENOMEM;
-		rc = rec_entry(m, t, T_LINK_FROM_SCRIPT, e);
+		rc = rec_entry(m, t, INO_THR_LINK_FROM_SCRIPT, e);
 		recs_put(m->recs, t);
 		return rc;
 	}
-	case SC_VERSIONS: {
+	case INO_SCRIPT_VERSIONS: {
 		int64_t v = version_name(name);
 
 		if (v < 0)
 			return negative(e);
 		if ((rc = has_version(m, r->name, v)) != 0)
 			return rc == -ENOENT ? negative(e) : rc;
-		return rec_entry(m, r, SC_VERSION_BASE + 2 * (uint32_t)v, e);
+		return rec_entry(m, r, INO_SCRIPT_VERSION_BASE + 2 * (uint32_t)v, e);
 	}
 	default:
-		if (local >= SC_VERSION_BASE && local % 2 == 0) {
+		if (local >= INO_SCRIPT_VERSION_BASE && local % 2 == 0) {
 			if (strcmp(name, "new") == 0)
 				return rec_entry(m, r, local + 1, e);
 			return negative(e);
@@ -758,7 +760,7 @@ tree_lookup(struct fsm *m, uint64_t parent, const char *name, struct tree_entry 
 	case INO_THREADS:
 		if ((rc = thread_named(m, name, &r)) != 0)
 			return rc == -ENOENT ? negative(e) : rc;
-		rc = rec_entry(m, r, T_DIR, e);
+		rc = rec_entry(m, r, INO_THR_DIR, e);
 		recs_put(m->recs, r);
 		return rc;
 	case INO_SCRIPTS: {
@@ -773,7 +775,7 @@ tree_lookup(struct fsm *m, uint64_t parent, const char *name, struct tree_entry 
 		model_script_clear(&s);
 		if ((r = recs_get(m->recs, REC_SCRIPT, name)) == NULL)
 			return -ENOMEM;
-		rc = rec_entry(m, r, SC_DIR, e);
+		rc = rec_entry(m, r, INO_SCRIPT_DIR, e);
 		recs_put(m->recs, r);
 		return rc;
 	}
@@ -789,7 +791,7 @@ tree_lookup(struct fsm *m, uint64_t parent, const char *name, struct tree_entry 
 			return negative(e);
 		if ((r = recs_get(m->recs, REC_THREAD, name)) == NULL)
 			return -ENOMEM;
-		rc = rec_entry(m, r, T_LINK_FROM_STATUS, e);
+		rc = rec_entry(m, r, INO_THR_LINK_FROM_STATUS, e);
 		/* a thread moves between status directories */
 		e->entry_timeout = ttl_for(m, false);
 		recs_put(m->recs, r);
@@ -821,11 +823,11 @@ tree_readlink(struct fsm *m, uint64_t ino, char *buf, size_t len)
 	if ((rc = rec_of(m, ino, REC_THREAD, &r)) != 0)
 		return rc;
 	switch (ino_local(ino)) {
-	case T_LINK_FROM_SCRIPT:
+	case INO_THR_LINK_FROM_SCRIPT:
 		snprintf(buf, len, "../../../threads/%s", r->name);
 		break;
-	case T_LINK_FROM_STATUS:
-	case T_LINK_LATEST:
+	case INO_THR_LINK_FROM_STATUS:
+	case INO_THR_LINK_LATEST:
 		snprintf(buf, len, "../../threads/%s", r->name);
 		break;
 	default:
@@ -1018,7 +1020,7 @@ fill_steps_dir(struct fsm *m, struct tree_dir *d, struct rec *r)
 			rc = idx;
 			break;
 		}
-		local = T_STEP_BASE + (uint32_t)idx * 8 + S_DIR;
+		local = INO_THR_STEP_BASE + (uint32_t)idx * 8 + INO_STEP_DIR;
 		attr(m, &st, ino_make(REC_THREAD, r->slot, local), DIR_MODE, 0, step_time(s));
 		if ((held = recs_by_ino(m->recs, ino_make(REC_THREAD, r->slot, local))) == NULL)
 			rc = -ENOENT;
@@ -1035,7 +1037,7 @@ fill_step_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local)
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < N(step_files); i++)
-		if (step_files[i].local != S_DIR)
+		if (step_files[i].local != INO_STEP_DIR)
 			rc = dir_add_rec_attr(m, d, step_files[i].name, r,
 			                      local + step_files[i].local);
 	return rc;
@@ -1046,16 +1048,16 @@ fill_script_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local
 {
 	int rc = 0;
 
-	if (local == SC_DIR) {
+	if (local == INO_SCRIPT_DIR) {
 		char *id = NULL;
 
-		rc = dir_add_rec_attr(m, d, "new", r, SC_NEW);
+		rc = dir_add_rec_attr(m, d, "new", r, INO_SCRIPT_NEW);
 		if (rc == 0)
-			rc = dir_add_rec_attr(m, d, "script.json", r, SC_SCRIPT_JSON);
+			rc = dir_add_rec_attr(m, d, "script.json", r, INO_SCRIPT_SCRIPT_JSON);
 		if (rc == 0)
-			rc = dir_add_rec_attr(m, d, "threads", r, SC_THREADS);
+			rc = dir_add_rec_attr(m, d, "threads", r, INO_SCRIPT_THREADS);
 		if (rc == 0)
-			rc = dir_add_rec_attr(m, d, "versions", r, SC_VERSIONS);
+			rc = dir_add_rec_attr(m, d, "versions", r, INO_SCRIPT_VERSIONS);
 		if (rc == 0 && (rc = latest_of(m, r->name, &id)) == 0) {
 			struct rec *t = recs_get(m->recs, REC_THREAD, id);
 			struct stat st;
@@ -1063,9 +1065,9 @@ fill_script_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local
 			if (t == NULL) {
 				rc = -ENOMEM;
 			} else {
-				attr(m, &st, ino_make(REC_THREAD, t->slot, T_LINK_LATEST),
+				attr(m, &st, ino_make(REC_THREAD, t->slot, INO_THR_LINK_LATEST),
 				     LINK_MODE, strlen("../../threads/") + strlen(id), 0);
-				rc = dir_add_rec(m, d, "latest", t, T_LINK_LATEST, &st, 0);
+				rc = dir_add_rec(m, d, "latest", t, INO_THR_LINK_LATEST, &st, 0);
 			}
 			free(id);
 		} else if (rc == -ENOENT) {
@@ -1073,7 +1075,7 @@ fill_script_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local
 		}
 		return rc;
 	}
-	if (local == SC_VERSIONS) {
+	if (local == INO_SCRIPT_VERSIONS) {
 		struct model_version_list l;
 		struct http_error he;
 
@@ -1088,12 +1090,13 @@ fill_script_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local
 			if (v <= 0 || v > INO_MAX_VERSION)
 				continue;
 			snprintf(name, sizeof(name), "%" PRId64, v);
-			rc = dir_add_rec_attr(m, d, name, r, SC_VERSION_BASE + 2 * (uint32_t)v);
+			rc = dir_add_rec_attr(m, d, name, r,
+			                      INO_SCRIPT_VERSION_BASE + 2 * (uint32_t)v);
 		}
 		model_version_list_clear(&l);
 		return rc;
 	}
-	if (local >= SC_VERSION_BASE && local % 2 == 0)
+	if (local >= INO_SCRIPT_VERSION_BASE && local % 2 == 0)
 		return dir_add_rec_attr(m, d, "new", r, local + 1);
 	return -ENOTDIR;
 }
@@ -1155,18 +1158,19 @@ tree_opendir(struct fsm *m, uint64_t ino, struct tree_dir **out)
 
 			if ((rc = rec_of(m, ino, REC_THREAD, &r)) != 0)
 				goto fail;
-			if (local == T_DIR)
+			if (local == INO_THR_DIR)
 				rc = fill_thread_dir(m, d, r);
-			else if (local == T_STEPS)
+			else if (local == INO_THR_STEPS)
 				rc = fill_steps_dir(m, d, r);
-			else if (local >= T_STEP_BASE && (local - T_STEP_BASE) % 8 == S_DIR)
+			else if (local >= INO_THR_STEP_BASE &&
+			         (local - INO_THR_STEP_BASE) % 8 == INO_STEP_DIR)
 				rc = fill_step_dir(m, d, r, local);
 			else
 				rc = -ENOTDIR;
 		} else if (ino_kind(ino) == REC_SCRIPT) {
 			if ((rc = rec_of(m, ino, REC_SCRIPT, &r)) != 0)
 				goto fail;
-			if (ino_local(ino) == SC_THREADS) {
+			if (ino_local(ino) == INO_SCRIPT_THREADS) {
 				d->src = SRC_SCRIPT_THREADS;
 				d->complete = false;
 				if ((d->script = strdup(r->name)) == NULL)
@@ -1248,9 +1252,9 @@ dir_more_scripts(struct fsm *m, struct tree_dir *d)
 			rc = -ENOMEM;
 			break;
 		}
-		attr(m, &st, ino_make(REC_SCRIPT, r->slot, SC_DIR), DIR_MODE, 0,
+		attr(m, &st, ino_make(REC_SCRIPT, r->slot, INO_SCRIPT_DIR), DIR_MODE, 0,
 		     l.scripts[i].updated_at_ms);
-		rc = dir_add_rec(m, d, name, r, SC_DIR, &st, SCRIPT_TTL);
+		rc = dir_add_rec(m, d, name, r, INO_SCRIPT_DIR, &st, SCRIPT_TTL);
 	}
 	d->complete = listing_done(d->listing);
 	model_script_list_clear(&l);
@@ -1271,12 +1275,12 @@ dir_add_thread(struct fsm *m, struct tree_dir *d, const struct model_thread *t)
 		return -ENOMEM;
 	d->listed++;
 	if (d->src == SRC_THREADS) {
-		local = T_DIR;
+		local = INO_THR_DIR;
 		attr(m, &st, ino_make(REC_THREAD, r->slot, local), DIR_MODE, 0, thread_time(t));
 	} else {
 		const char *up = d->src == SRC_STATUS ? "../../threads/" : "../../../threads/";
 
-		local = d->src == SRC_STATUS ? T_LINK_FROM_STATUS : T_LINK_FROM_SCRIPT;
+		local = d->src == SRC_STATUS ? INO_THR_LINK_FROM_STATUS : INO_THR_LINK_FROM_SCRIPT;
 		attr(m, &st, ino_make(REC_THREAD, r->slot, local), LINK_MODE,
 		     strlen(up) + strlen(t->thread_id), thread_time(t));
 	}
@@ -1422,8 +1426,9 @@ open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct
 	size_t len;
 	int rc;
 
-	if (local == T_CANCEL || local == T_RESUME) {
-		struct wfile_target t = {.kind = local == T_CANCEL ? WRITE_CANCEL : WRITE_RESUME,
+	if (local == INO_THR_CANCEL || local == INO_THR_RESUME) {
+		struct wfile_target t = {.kind =
+		                             local == INO_THR_CANCEL ? WRITE_CANCEL : WRITE_RESUME,
 		                         .thread = r->name};
 
 		how->direct_io = true;
@@ -1431,19 +1436,20 @@ open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct
 	}
 	if (writing)
 		return -EACCES;
-	if (local >= T_STEP_BASE) {
-		unsigned sub = (local - T_STEP_BASE) % 8;
+	if (local >= INO_THR_STEP_BASE) {
+		unsigned sub = (local - INO_THR_STEP_BASE) % 8;
 		struct model_step_detail d;
 		char path[512];
 		uint64_t size;
 
 		if ((rc = step_of(m, r, local, path, sizeof(path))) != 0)
 			return rc;
-		if (sub == S_INPUT_JSON || sub == S_OUTPUT_JSON) {
+		if (sub == INO_STEP_INPUT_JSON || sub == INO_STEP_OUTPUT_JSON) {
 			struct payload_key k = {.thread_id = r->name,
 			                        .step_path = path,
-			                        .part = sub == S_INPUT_JSON ? MODEL_PART_INPUT
-			                                                    : MODEL_PART_OUTPUT};
+			                        .part = sub == INO_STEP_INPUT_JSON
+			                                    ? MODEL_PART_INPUT
+			                                    : MODEL_PART_OUTPUT};
 			const char *inl;
 			bool truncated;
 
@@ -1453,8 +1459,9 @@ open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct
 				model_step_detail_clear(&d);
 				return -ENOENT;
 			}
-			inl = sub == S_INPUT_JSON ? d.input_json : d.output_json;
-			truncated = sub == S_INPUT_JSON ? d.input_truncated : d.output_truncated;
+			inl = sub == INO_STEP_INPUT_JSON ? d.input_json : d.output_json;
+			truncated =
+			    sub == INO_STEP_INPUT_JSON ? d.input_truncated : d.output_truncated;
 			if (truncated || strlen(inl) != size)
 				inl = NULL;
 			rc = payload_open(m->payloads, &k, size, inl, inl != NULL ? size : 0,
@@ -1470,7 +1477,7 @@ open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct
 		how->direct_io = !final;
 		return file_buf(f, data, len);
 	}
-	if (local == T_OUTPUT_JSON) {
+	if (local == INO_THR_OUTPUT_JSON) {
 		struct model_thread t;
 		struct model_result res;
 		struct payload_key k = {.thread_id = r->name};
@@ -1491,7 +1498,7 @@ open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct
 		how->keep_cache = true;
 		return rc;
 	}
-	if (local == T_EVENTS) {
+	if (local == INO_THR_EVENTS) {
 		uint64_t size;
 
 		/* reads go to the watch, so an open file grows (tail -f) */
@@ -1503,7 +1510,7 @@ open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct
 		how->direct_io = true;
 		return 0;
 	}
-	if (local == T_DIR || local == T_STEPS)
+	if (local == INO_THR_DIR || local == INO_THR_STEPS)
 		return -EISDIR;
 	if ((rc = render_thread_file(m, r->name, local, &data, &len, &final)) != 0)
 		return rc;
@@ -1539,16 +1546,19 @@ tree_open(struct fsm *m, uint64_t ino, int flags, struct tree_file **out,
 
 		if ((rc = rec_of(m, ino, REC_SCRIPT, &r)) != 0) {
 			/* rc set */
-		} else if (local == SC_NEW || (local >= SC_VERSION_BASE && local % 2 == 1)) {
+		} else if (local == INO_SCRIPT_NEW ||
+		           (local >= INO_SCRIPT_VERSION_BASE && local % 2 == 1)) {
 			struct wfile_target t = {
 			    .kind = WRITE_NEW,
 			    .script = r->name,
-			    .version = local == SC_NEW ? 0 : (int64_t)(local - SC_VERSION_BASE) / 2,
+			    .version = local == INO_SCRIPT_NEW
+			                   ? 0
+			                   : (int64_t)(local - INO_SCRIPT_VERSION_BASE) / 2,
 			    .load_env = m->opt.load_env};
 
 			how->direct_io = true;
 			rc = open_write(f, &t);
-		} else if (local == SC_SCRIPT_JSON) {
+		} else if (local == INO_SCRIPT_SCRIPT_JSON) {
 			rc = writing ? -EACCES : open_script_json(m, r->name, f);
 			how->direct_io = true;
 		} else {

@@ -112,8 +112,9 @@ watches_free(struct watches *w)
 static void
 invalidate(struct watches *w, const char *id)
 {
-	static const uint32_t changing[] = {T_DIR,    T_STATUS, T_THREAD_JSON, T_SUMMARY_JSON,
-	                                    T_EVENTS, T_ERROR,  T_YIELDS,      T_STEPS};
+	static const uint32_t changing[] = {
+	    INO_THR_DIR,    INO_THR_STATUS, INO_THR_THREAD_JSON, INO_THR_SUMMARY_JSON,
+	    INO_THR_EVENTS, INO_THR_ERROR,  INO_THR_YIELDS,      INO_THR_STEPS};
 	struct rec *r;
 
 	meta_invalidate(w->m->meta, id);

@@ -20,15 +20,17 @@
 static void
 test_numbers_carry_kind_slot_and_file(void **state)
 {
-	uint64_t ino = ino_make(REC_THREAD, 12345, T_STEP_BASE + 7 * 8 + S_OUTPUT_JSON);
+	uint64_t ino =
+	    ino_make(REC_THREAD, 12345, INO_THR_STEP_BASE + 7 * 8 + INO_STEP_OUTPUT_JSON);
 
 	(void)state;
 	assert_int_equal(ino_kind(ino), REC_THREAD);
 	assert_int_equal(ino_slot(ino), 12345);
-	assert_int_equal(ino_local(ino), T_STEP_BASE + 7 * 8 + S_OUTPUT_JSON);
+	assert_int_equal(ino_local(ino), INO_THR_STEP_BASE + 7 * 8 + INO_STEP_OUTPUT_JSON);
 	/* fixed inodes are below every record's */
-	assert_true(INO_FIXED_END < ino_make(REC_THREAD, 1, T_DIR));
-	assert_true(ino_make(REC_SCRIPT, 1, SC_DIR) != ino_make(REC_THREAD, 1, T_DIR));
+	assert_true(INO_FIXED_END < ino_make(REC_THREAD, 1, INO_THR_DIR));
+	assert_true(ino_make(REC_SCRIPT, 1, INO_SCRIPT_DIR) !=
+	            ino_make(REC_THREAD, 1, INO_THR_DIR));
 }
 
 static void
@@ -41,7 +43,7 @@ test_a_record_lives_while_held_and_goes_after_forget(void **state)
 	(void)state;
 	a = recs_get(r, REC_THREAD, "thr_a");
 	assert_non_null(a);
-	ino = ino_make(REC_THREAD, a->slot, T_STATUS);
+	ino = ino_make(REC_THREAD, a->slot, INO_THR_STATUS);
 	recs_lookup(r, a); /* the kernel got an entry */
 	recs_put(r, a);    /* the request is done */
 	assert_int_equal(recs_count(r, REC_THREAD), 1);
@@ -86,8 +88,8 @@ test_forgets_add_up_over_every_inode_of_a_record(void **state)
 {
 	struct recs *r = recs_new();
 	struct rec *a = recs_get(r, REC_THREAD, "thr_a");
-	uint64_t dir = ino_make(REC_THREAD, a->slot, T_DIR);
-	uint64_t status = ino_make(REC_THREAD, a->slot, T_STATUS);
+	uint64_t dir = ino_make(REC_THREAD, a->slot, INO_THR_DIR);
+	uint64_t status = ino_make(REC_THREAD, a->slot, INO_THR_STATUS);
 
 	(void)state;
 	recs_lookup(r, a);
