@@ -33,15 +33,24 @@ endif
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	    -Wno-missing-field-initializers -pthread -MMD -MP $(SANFLAGS)
-CPPFLAGS += -D_GNU_SOURCE -Iclient -Ifs -Itests/emulator
+CPPFLAGS += -D_GNU_SOURCE
+# Each directory compiles with its own headers and those of the layers
+# below it only: the library (client/) sees itself, the CLI (client/cli/)
+# and the daemon (fs/) the library too, the emulator itself; the tests see
+# everything.
+TEST_INC := -Iclient -Iclient/cli -Ifs -Itests/emulator
+inc_for   = $(strip $(if $(filter client/cli/%,$1),-Iclient/cli -Iclient,\
+		$(if $(filter client/%,$1),-Iclient,\
+		$(if $(filter fs/%,$1),-Ifs -Iclient,\
+		$(if $(filter tests/emulator/%,$1),-Itests/emulator,$(TEST_INC))))))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 LDFLAGS  += -pthread $(SANFLAGS)
 
 EMU_SRC  := $(filter-out tests/emulator/main.c,$(wildcard tests/emulator/*.c))
 EMU_OBJ  := $(EMU_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/demo_catalog.o
-CLI_SRC  := $(wildcard client/cli*.c)
-LIB_SRC  := $(filter-out $(CLI_SRC),$(wildcard client/*.c))
+CLI_SRC  := $(wildcard client/cli/*.c)
+LIB_SRC  := $(wildcard client/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 FS_SRC   := $(filter-out fs/main.c,$(wildcard fs/*.c))
 FS_OBJ   := $(FS_SRC:%.c=$(BUILD)/obj/%.o)
@@ -271,23 +280,23 @@ $(BUILD)/libscriptum.a: $(LIB_OBJ)
 .SECONDARY: $(BUILD)/obj/tests/unit/emu.o
 $(BUILD)/tests/test_emu_%: tests/unit/test_emu_%.c $(BUILD)/libemu.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libemu.a \
+	$(CC) $(CPPFLAGS) $(TEST_INC) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libemu.a \
 		$(PKG_LIBS) -lcmocka
 
 $(BUILD)/tests/test_fs_%: tests/unit/test_fs_%.c $(BUILD)/obj/tests/unit/emu.o $(BUILD)/libfs.a \
 		$(BUILD)/libscriptum.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/unit/emu.o \
+	$(CC) $(CPPFLAGS) $(TEST_INC) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/unit/emu.o \
 		$(BUILD)/libfs.a $(BUILD)/libscriptum.a $(PKG_LIBS) -lcmocka
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/obj/tests/unit/emu.o $(BUILD)/libscriptum.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/unit/emu.o \
+	$(CC) $(CPPFLAGS) $(TEST_INC) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/unit/emu.o \
 		$(BUILD)/libscriptum.a $(PKG_LIBS) -lcmocka
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(call inc_for,$<) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 # The demo catalog is compiled in, so `--seed demo` needs no file at run time.
 $(BUILD)/gen/demo_catalog.c: tests/emulator/demo.yaml
