@@ -1,11 +1,12 @@
 # scriptumfs: the filesystem, the CLI, the client library and the emulator.
 #
 #   make          install missing Debian packages, build everything into build/
-#   make check    format check, unit tests (plain, ASan+UBSan, ThreadSanitizer),
-#                 fuzzing briefly, integration tests
+#   make check    format check, lint, unit tests (plain, ASan+UBSan,
+#                 ThreadSanitizer), fuzzing briefly, integration tests, a soak
+#                 of a minute
 #   make demo     the emulator with demo data, and what to type
 #   make bench    the benchmarks, each figure next to its baseline
-#   make soak     the reference-model test for SECONDS (600) over many seeds
+#   make soak     faults that change, every byte checked, for SECONDS (600)
 #   make install  the binaries, mount.scriptumfs and the manual pages under
 #                 PREFIX (/usr/local), staged under DESTDIR; make uninstall
 #
@@ -62,7 +63,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
 BINARIES := $(BUILD)/scriptum-emulator $(BUILD)/scriptum $(if $(wildcard fs/main.c),$(BUILD)/scriptumfs)
 
-.PHONY: all deps build unit check check-format check-man format integration conformance-asan \
+.PHONY: all deps build unit check check-format check-man lint format integration conformance-asan \
 	tsan tsan-run fuzz fuzz-run fuzz-merge demo demo-stop bench soak soak-run soak-model clean install uninstall
 .DEFAULT_GOAL := all
 
@@ -75,7 +76,7 @@ deps:
 build: $(BINARIES)
 
 check: deps
-	@$(MAKE) --no-print-directory check-format check-man
+	@$(MAKE) --no-print-directory check-format check-man lint
 	@$(MAKE) --no-print-directory build unit
 	@$(MAKE) --no-print-directory SAN=1 build unit
 	@$(MAKE) --no-print-directory SAN=thread tsan-run
@@ -89,6 +90,12 @@ check-format:
 
 format:
 	clang-format -i $(C_FILES)
+
+# the project's own source rules (mk/lint.py: purpose comments, no strcpy
+# and kin, no reserved names, include layering, file and function sizes)
+lint:
+	@echo "== lint (mk/lint.py)"
+	@$(PYTHON3) mk/lint.py
 
 check-man:
 	@echo "== manual pages (mandoc -T lint)"

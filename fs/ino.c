@@ -274,7 +274,7 @@ recs_step_path(struct recs *r, struct rec *rec, uint32_t i, char *buf, size_t le
 
 	pthread_mutex_lock(&r->lock);
 	if (i < rec->nsteps && strlen(rec->steps[i]) < len) {
-		strcpy(buf, rec->steps[i]);
+		memcpy(buf, rec->steps[i], strlen(rec->steps[i]) + 1);
 		ok = true;
 	}
 	pthread_mutex_unlock(&r->lock);

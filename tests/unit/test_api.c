@@ -384,7 +384,7 @@ reply_stream(enum framing fr, enum ending end, const char *const *msgs)
 	"\"chunkIndex\": \"" #i "\", \"data\": \"" b64 "\", \"isFinal\": " #final "}}"
 
 /* A watch event about thread th_1. */
-#define EVENT(type, status)                                                        \
+#define WATCH_EVENT(type, status)                                                  \
 	"{\"type\": \"THREAD_EVENT_TYPE_" type "\", \"atMs\": \"1700000000000\", " \
 	"\"thread\": {\"threadId\": \"th_1\", \"status\": \"THREAD_STATUS_" status "\"}}"
 
@@ -1391,8 +1391,9 @@ test_watch_delivers_events_and_ends_after_a_terminal_status(void **state)
 	struct fx *fx = *state;
 
 	serve(fx, reply_stream(FRAME_NDJSON_WRAPPED, END_CLEAN,
-	                       MSGS(EVENT("SNAPSHOT", "PENDING"), EVENT("STATUS", "RUNNING"),
-	                            EVENT("STATUS", "COMPLETED"))));
+	                       MSGS(WATCH_EVENT("SNAPSHOT", "PENDING"),
+	                            WATCH_EVENT("STATUS", "RUNNING"),
+	                            WATCH_EVENT("STATUS", "COMPLETED"))));
 	assert_int_equal(
 	    api_watch(fx->a, "th_1", NULL, on_event, &fx->seen, HTTP_NONE, NULL, &fx->e), 0);
 	assert_int_equal(fx->e.err, 0);
@@ -1411,7 +1412,8 @@ test_watch_closed_before_a_terminal_status_is_epipe(void **state)
 	struct fx *fx = *state;
 
 	/* the server ends the body properly, but the thread is still running */
-	serve(fx, reply_stream(FRAME_NDJSON_WRAPPED, END_CLEAN, MSGS(EVENT("STATUS", "RUNNING"))));
+	serve(fx, reply_stream(FRAME_NDJSON_WRAPPED, END_CLEAN,
+	                       MSGS(WATCH_EVENT("STATUS", "RUNNING"))));
 	assert_int_equal(
 	    api_watch(fx->a, "th_1", NULL, on_event, &fx->seen, HTTP_NONE, NULL, &fx->e), -EPIPE);
 	assert_int_equal(fx->e.err, EPIPE);
@@ -1421,7 +1423,8 @@ test_watch_closed_before_a_terminal_status_is_epipe(void **state)
 	assert_string_equal(fx->seen.trace, "STATUS:running ");
 
 	/* the connection drops in the middle of the body */
-	serve(fx, reply_stream(FRAME_NDJSON_WRAPPED, END_CUT, MSGS(EVENT("STATUS", "RUNNING"))));
+	serve(fx,
+	      reply_stream(FRAME_NDJSON_WRAPPED, END_CUT, MSGS(WATCH_EVENT("STATUS", "RUNNING"))));
 	assert_int_equal(
 	    api_watch(fx->a, "th_1", NULL, on_event, &fx->seen, HTTP_NONE, NULL, &fx->e), -EPIPE);
 	assert_int_equal(fx->e.err, EPIPE);
@@ -1457,9 +1460,9 @@ test_watch_skips_unknown_event_types(void **state)
 
 	serve(fx, reply_stream(FRAME_NDJSON_WRAPPED, END_CLEAN,
 	                       MSGS("{\"type\": \"THREAD_EVENT_TYPE_HEARTBEAT\", \"atMs\": \"1\"}",
-	                            "{\"atMs\": \"2\"}", EVENT("STATUS", "RUNNING"),
+	                            "{\"atMs\": \"2\"}", WATCH_EVENT("STATUS", "RUNNING"),
 	                            "{\"type\": \"THREAD_EVENT_TYPE_REPLAY_MARKER\"}",
-	                            EVENT("STATUS", "FAILED"))));
+	                            WATCH_EVENT("STATUS", "FAILED"))));
 	assert_int_equal(
 	    api_watch(fx->a, "th_1", NULL, on_event, &fx->seen, HTTP_NONE, NULL, &fx->e), 0);
 	assert_int_equal(fx->seen.calls, 2);
@@ -1492,7 +1495,8 @@ test_watch_aborted_from_another_thread_is_eintr_at_once(void **state)
 
 	/* one event, then the server keeps the stream open and says nothing */
 	fx->hold = true;
-	serve(fx, reply_stream(FRAME_NDJSON_WRAPPED, END_CUT, MSGS(EVENT("STATUS", "RUNNING"))));
+	serve(fx,
+	      reply_stream(FRAME_NDJSON_WRAPPED, END_CUT, MSGS(WATCH_EVENT("STATUS", "RUNNING"))));
 	assert_non_null(fx->abort = http_abort_new());
 	l.abort = fx->abort;
 	t0 = emu_now_ms();
@@ -2009,7 +2013,7 @@ body_of_unknown_keys(size_t size)
 	unsigned i;
 
 	assert_non_null(b);
-	n = (size_t)sprintf(b, "{\"threadId\": \"th_1\", \"status\": 2");
+	n = (size_t)snprintf(b, size + 64, "{\"threadId\": \"th_1\", \"status\": 2");
 	for (i = 0; n + 32 < size; i++)
 		n += (size_t)snprintf(b + n, 32, ", \"k%u\": 0", i);
 	snprintf(b + n, 8, "}");

@@ -275,7 +275,7 @@ test_errmap_sanitizes_and_bounds_text(void **state)
 	char body[2000];
 	int n = snprintf(body, sizeof(body), "{\"code\":13,\"message\":\"line1\\nline2 ");
 	memset(body + n, 'y', 1500);
-	strcpy(body + n + 1500, "\"}");
+	snprintf(body + n + 1500, sizeof(body) - (size_t)n - 1500, "\"}");
 	parse(body, 500, &st);
 	assert_int_equal(st.code, 13);
 	assert_true(strlen(st.message) < ERRMAP_MSG_MAX);

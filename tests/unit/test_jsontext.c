@@ -392,7 +392,9 @@ test_jsontext_accepts_nesting_of_512(void **state)
 		assert_int_equal(r.rc, 0);
 		/* The innermost value sits 512 levels in. */
 		memset(needle + 1, ' ', 2 * JSONTEXT_MAX_DEPTH);
-		strcpy(needle + 1 + 2 * JSONTEXT_MAX_DEPTH, objects ? "\"a\": 0\n" : "0\n");
+		snprintf(needle + 1 + 2 * JSONTEXT_MAX_DEPTH,
+		         sizeof(needle) - 1 - 2 * JSONTEXT_MAX_DEPTH, "%s",
+		         objects ? "\"a\": 0\n" : "0\n");
 		assert_non_null(strstr(r.out.p, needle));
 		assert_int_equal(r.out.p[r.out.len - 2], objects ? '}' : ']');
 		run_clear(&r);
@@ -416,7 +418,7 @@ test_jsontext_rejects_nesting_over_512(void **state)
 	s = nested(JSONTEXT_MAX_DEPTH - 1, 0);
 	wide = malloc(3 * strlen(s) + 5);
 	assert_non_null(wide);
-	sprintf(wide, "[%s,%s,%s]", s, s, s);
+	snprintf(wide, 3 * strlen(s) + 5, "[%s,%s,%s]", s, s, s);
 	assert_accepted(wide);
 	free(wide);
 	free(s);

@@ -282,7 +282,7 @@ thread_status_of(const char *status_js, char *text)
 	thread_from(buf, &t);
 	s = t.status;
 	if (text != NULL)
-		strcpy(text, t.status_text);
+		snprintf(text, MODEL_ENUM_TEXT_MAX, "%s", t.status_text);
 	model_thread_clear(&t);
 	return s;
 }
@@ -1656,12 +1656,12 @@ test_hostile_input_is_survived(void **state)
 	(void)state;
 	assert_non_null(deep);
 	/* inputJson nested a thousand deep is kept as text */
-	o += (size_t)sprintf(deep, "{'inputJson':");
+	o += (size_t)snprintf(deep, 64, "{'inputJson':");
 	for (int i = 0; i < 1000; i++)
 		deep[o++] = '[';
 	for (int i = 0; i < 1000; i++)
 		deep[o++] = ']';
-	strcpy(deep + o, "}");
+	snprintf(deep + o, 2 * 1000 + 64 - o, "}");
 	thread_from(deep, &t);
 	assert_int_equal(strlen(t.input_json), 2000);
 	model_thread_clear(&t);

@@ -288,7 +288,7 @@ test_stream_delivers_many_messages_from_one_feed(void **state)
 	(void)state;
 	assert_non_null(in);
 	for (size_t i = 0; i < n; i++)
-		len += (size_t)sprintf(in + len, "{\"result\":{\"i\":%zu}}\n", i);
+		len += (size_t)snprintf(in + len, n * 40 - len, "{\"result\":{\"i\":%zu}}\n", i);
 	run_whole(in, len, 0, &r);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(json_array_size(r.got), n);
@@ -416,7 +416,7 @@ test_stream_message_too_costly_to_parse_is_emsgsize(void **state)
 
 	(void)state;
 	assert_non_null(in);
-	n = (size_t)sprintf(in, "{\"result\":{\"n\":[{}");
+	n = (size_t)snprintf(in, cap, "{\"result\":{\"n\":[{}");
 	while (n + 8 < cap) {
 		memcpy(in + n, ",{}", 3);
 		n += 3;
