@@ -50,6 +50,7 @@
 #include <jansson.h>
 
 #include "b64.h"
+#include "clock.h"
 #include "config.h"
 #include "errbuf.h"
 #include "errmap.h"
@@ -212,23 +213,6 @@ static void
 global_init(void)
 {
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static struct timespec
-mono_abs(int64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-
-	return ts;
 }
 
 /* A uniform random number in [0, n], for jitter; n >= 0. */
@@ -397,16 +381,12 @@ struct http_abort *
 http_abort_new(void)
 {
 	struct http_abort *a = calloc(1, sizeof(*a));
-	pthread_condattr_t ca;
 
 	if (a == NULL)
 		return NULL;
 	atomic_init(&a->fired, false);
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&a->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	clk_cond_init(&a->cond);
 	return a;
 }
 
@@ -469,21 +449,18 @@ abort_unregister(struct http_abort *a, struct abort_waiter *w)
 static int
 abort_sleep(struct http_abort *a, int64_t ms)
 {
-	int64_t until = now_ms() + ms;
+	int64_t until = clk_mono_ms() + ms;
 
 	if (a == NULL) {
-		struct timespec ts = mono_abs(until);
+		struct timespec ts = clk_timespec(until);
 
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
 		return 0;
 	}
 	pthread_mutex_lock(&a->lock);
-	while (!atomic_load(&a->fired) && now_ms() < until) {
-		struct timespec ts = mono_abs(until);
-
-		pthread_cond_timedwait(&a->cond, &a->lock, &ts);
-	}
+	while (!atomic_load(&a->fired) && clk_mono_ms() < until)
+		clk_cond_wait_until(&a->cond, &a->lock, until);
 	pthread_mutex_unlock(&a->lock);
 	return atomic_load(&a->fired) ? -EINTR : 0;
 }
@@ -629,13 +606,9 @@ static int
 auth_init(struct auth *a, const struct http_options *o, char *err, size_t errlen)
 {
 	int n = set(o->token) + set(o->token_file) + set(o->token_url);
-	pthread_condattr_t ca;
 
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&a->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	clk_cond_init(&a->cond);
 
 	if (n > 1)
 		return errbuf_set(err, errlen, -EINVAL,
@@ -857,7 +830,7 @@ on_header(char *ptr, size_t size, size_t nmemb, void *arg)
 
 	(void)ptr;
 	x->responded = true;
-	x->last_io = now_ms();
+	x->last_io = clk_mono_ms();
 	x->head_len += n;
 	if (x->head_len > HEADERS_MAX) {
 		x->cb_err = -EMSGSIZE;
@@ -910,7 +883,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 		x->streaming = x->rq->on_data != NULL && x->status / 100 == 2;
 	}
-	x->last_io = now_ms();
+	x->last_io = clk_mono_ms();
 	x->bytes += n;
 	if (x->streaming) {
 		int64_t t0 = x->last_io;
@@ -918,7 +891,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 
 		/* time spent in the reader is not the server stalling, nor
 		 * the server being slow */
-		x->last_io = now_ms();
+		x->last_io = clk_mono_ms();
 		x->reader_ms += x->last_io - t0;
 		if (rc != 0) {
 			x->cb_err = rc < 0 ? rc : -EIO;
@@ -1000,7 +973,7 @@ transfer(struct slot *s, struct xfer *x, int64_t deadline, int64_t stall, struct
 	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
 		return -EIO;
 	abort_register(ab, &w);
-	x->last_io = now_ms();
+	x->last_io = clk_mono_ms();
 	for (;;) {
 		int64_t now, wait = POLL_MAX_MS;
 
@@ -1014,7 +987,7 @@ transfer(struct slot *s, struct xfer *x, int64_t deadline, int64_t stall, struct
 			rc = -EINTR;
 			break;
 		}
-		now = now_ms();
+		now = clk_mono_ms();
 		if (stall > 0) {
 			/* a large body going up is not a stall either */
 			curl_easy_getinfo(s->easy, CURLINFO_SIZE_UPLOAD_T, &sent);
@@ -1187,7 +1160,7 @@ setup_easy(struct http_client *c, CURL *h, struct xfer *x, const char *url, cons
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	}
 	if (deadline > 0) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - clk_mono_ms();
 
 		if (left < 1)
 			left = 1;
@@ -1346,7 +1319,8 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 		bool unsent = x.result == CURLE_COULDNT_CONNECT ||
 		              (x.result == CURLE_OPERATION_TIMEDOUT && pretransfer == 0);
 
-		if (x.result == CURLE_OPERATION_TIMEDOUT && deadline > 0 && now_ms() >= deadline)
+		if (x.result == CURLE_OPERATION_TIMEDOUT && deadline > 0 &&
+		    clk_mono_ms() >= deadline)
 			rc = fail(e, ETIMEDOUT, "no answer within the deadline");
 		else
 			rc = fail(e, curl_errno(x.result), "%s",
@@ -1523,7 +1497,7 @@ oauth_fetch(struct http_client *c, int64_t deadline, struct http_abort *ab, char
 	char *secret = NULL, *id_esc = NULL, *sec_esc = NULL, *form = NULL, msg[ERRMAP_MSG_MAX];
 	const char *at;
 	json_t *j = NULL;
-	int64_t left = deadline > 0 ? deadline - now_ms() : c->deadline_ms, expires_in;
+	int64_t left = deadline > 0 ? deadline - clk_mono_ms() : c->deadline_ms, expires_in;
 	int rc;
 
 	*tok = NULL;
@@ -1633,7 +1607,7 @@ auth_get(struct http_client *c, int64_t deadline, struct http_abort *ab, char **
 	if (a->kind != AUTH_OAUTH)
 		goto copy;
 	for (;;) {
-		now = now_ms();
+		now = clk_mono_ms();
 		if (a->token != NULL && !a->stale && (a->refresh_at == 0 || now < a->refresh_at))
 			goto copy;
 		if (!a->fetching)
@@ -1642,9 +1616,7 @@ auth_get(struct http_client *c, int64_t deadline, struct http_abort *ab, char **
 		if (a->token != NULL && !a->stale && now < a->expires_at)
 			goto copy;
 		if (deadline > 0) {
-			struct timespec ts = mono_abs(deadline);
-
-			if (pthread_cond_timedwait(&a->cond, &a->lock, &ts) == ETIMEDOUT) {
+			if (clk_cond_wait_until(&a->cond, &a->lock, deadline) == ETIMEDOUT) {
 				rc = fail(e, ETIMEDOUT, "no token within the deadline");
 				goto copy;
 			}
@@ -1661,7 +1633,7 @@ auth_get(struct http_client *c, int64_t deadline, struct http_abort *ab, char **
 	if (rc == 0) {
 		int64_t margin = c->margin_ms;
 
-		now = now_ms();
+		now = clk_mono_ms();
 		if (redact_add(a->redact, REDACT_TOKEN, fresh) != 0) {
 			/* a token that could leak into a message is not used */
 			wipe_free(fresh);
@@ -1732,7 +1704,7 @@ call_run(struct http_client *c, const char *url, const struct http_request *rq, 
 {
 	const char *method = rq->method ? rq->method : rq->body ? "POST" : "GET";
 	int64_t dl = rq->deadline_ms != 0 ? rq->deadline_ms : c->deadline_ms;
-	int64_t deadline = dl == HTTP_NONE ? 0 : now_ms() + dl;
+	int64_t deadline = dl == HTTP_NONE ? 0 : clk_mono_ms() + dl;
 	int64_t stall = rq->stall_ms != 0 ? rq->stall_ms : c->stall_ms;
 	bool refreshable = c->auth.kind == AUTH_FILE || c->auth.kind == AUTH_OAUTH;
 	bool refreshed = false;
@@ -1754,7 +1726,7 @@ call_run(struct http_client *c, const char *url, const struct http_request *rq, 
 			rc = fail(e, EINTR, "aborted");
 			break;
 		}
-		if (deadline > 0 && now_ms() >= deadline) {
+		if (deadline > 0 && clk_mono_ms() >= deadline) {
 			if (rc == 0)
 				rc = fail(e, ETIMEDOUT, "no answer within the deadline");
 			break;
@@ -1791,7 +1763,7 @@ call_run(struct http_client *c, const char *url, const struct http_request *rq, 
 		wait = backoff(c, retries);
 		if (v.retry_after_ms > wait)
 			wait = v.retry_after_ms;
-		if (deadline > 0 && now_ms() + wait >= deadline)
+		if (deadline > 0 && clk_mono_ms() + wait >= deadline)
 			break;
 		if (abort_sleep(rq->abort, wait) != 0) {
 			rc = fail(e, EINTR, "aborted");

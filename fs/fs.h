@@ -25,17 +25,8 @@
 #include <time.h>
 
 #include "api.h"
+#include "clock.h"
 #include "model.h"
-
-/* Milliseconds of the monotonic clock: for ages and deadlines. */
-static inline int64_t
-fs_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A name's bucket among n (FNV-1a), for the tables of ino.c and meta.c. */
 static inline unsigned

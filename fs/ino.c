@@ -163,7 +163,7 @@ recs_get(struct recs *r, enum rec_kind kind, const char *name)
 		t->count++;
 	}
 	rec->refs++;
-	rec->used_ms = fs_now_ms();
+	rec->used_ms = clk_mono_ms();
 	pthread_mutex_unlock(&r->lock);
 	return rec;
 }
@@ -180,7 +180,7 @@ recs_by_ino(struct recs *r, uint64_t ino)
 	pthread_mutex_lock(&r->lock);
 	if (slot > 0 && slot < t->nslot && (rec = t->slot[slot]) != NULL) {
 		rec->refs++;
-		rec->used_ms = fs_now_ms();
+		rec->used_ms = clk_mono_ms();
 	}
 	pthread_mutex_unlock(&r->lock);
 	return rec;

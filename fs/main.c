@@ -312,15 +312,6 @@ keep_output(void *arg, const char *id, const unsigned char *data, size_t len)
 	payloads_put(arg, &k, data, len);
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Frees what the option parser allocated. */
 static void
 opts_free(struct opts *o)
@@ -453,7 +444,7 @@ layers_new(struct fsm *m, const struct config *cfg)
 		return -1;
 	}
 	meta_on_output(m->meta, keep_output, m->payloads);
-	m->started_ms = wall_ms();
+	m->started_ms = clk_wall_ms();
 	return 0;
 }
 

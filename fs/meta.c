@@ -100,7 +100,7 @@ meta_new(struct api *api, struct errlog *log, int64_t ttl_ms, uint64_t max_bytes
 	m->ttl_ms = ttl_ms;
 	m->max_bytes = max_bytes;
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->done, NULL);
+	clk_cond_init(&m->done);
 	return m;
 }
 
@@ -272,7 +272,7 @@ entry_put(struct meta *m, struct entry *e)
 static bool
 fresh(const struct meta *m, const struct item *it)
 {
-	return it->have && (it->final || fs_now_ms() - it->at < m->ttl_ms);
+	return it->have && (it->final || clk_mono_ms() - it->at < m->ttl_ms);
 }
 
 #define STALE (INT64_MIN / 2)
@@ -302,7 +302,7 @@ item_got(struct entry *e, struct item *it, bool thread_done, bool final)
 {
 	it->have = true;
 	it->final = final;
-	it->at = fs_now_ms();
+	it->at = clk_mono_ms();
 	if (thread_done)
 		expire_unfinal(e);
 }

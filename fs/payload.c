@@ -550,7 +550,7 @@ entry_new(struct payloads *ps, const unsigned char *digest, const char *name)
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->fd = -1;
 	e->dfd = -1;
-	pthread_cond_init(&e->cond, NULL);
+	clk_cond_init(&e->cond);
 	return e;
 }
 
@@ -680,19 +680,6 @@ dl_fail(struct dl *d, const char *fmt, ...)
 	return -ECANCELED;
 }
 
-/* Waits on c (a CLOCK_REALTIME condition) for at most ms milliseconds. */
-static void
-nap(pthread_cond_t *c, pthread_mutex_t *m, long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(c, m, &ts);
-}
-
 /* The lowest offset a ring must still hold for its readers (lock held);
  * UINT64_MAX when none holds anything back. */
 static uint64_t
@@ -732,7 +719,7 @@ ring_write(struct dl *d, const unsigned char *p, size_t n)
 
 	pthread_mutex_lock(&ps->lock);
 	while (n > 0 && !e->abandoned) {
-		int64_t now = fs_now_ms();
+		int64_t now = clk_mono_ms();
 		uint64_t floor = ring_floor(e, now), at = d->off % e->ringcap, room;
 		size_t take;
 
@@ -744,7 +731,7 @@ ring_write(struct dl *d, const unsigned char *p, size_t n)
 			/* a reader is a ring behind; it is not the server that is
 			 * slow, so the watchdog is told all is well */
 			e->last_io_ms = now;
-			nap(&e->cond, &ps->lock, 100);
+			clk_cond_wait_ms(&e->cond, &ps->lock, 100);
 			continue;
 		}
 		take = n;
@@ -761,7 +748,7 @@ ring_write(struct dl *d, const unsigned char *p, size_t n)
 		p += take;
 		n -= take;
 		e->written = d->off;
-		e->last_io_ms = fs_now_ms();
+		e->last_io_ms = clk_mono_ms();
 		ps->st.bytes_downloaded += take;
 		pthread_cond_broadcast(&e->cond);
 	}
@@ -789,7 +776,7 @@ dl_write(struct dl *d, const unsigned char *p, size_t n)
 	d->off += n;
 	pthread_mutex_lock(&ps->lock);
 	e->written = d->off;
-	e->last_io_ms = fs_now_ms();
+	e->last_io_ms = clk_mono_ms();
 	ps->st.bytes_downloaded += n;
 	abandoned = e->abandoned;
 	pthread_cond_broadcast(&e->cond);
@@ -1082,7 +1069,7 @@ download_main(void *arg)
 	if (rc > 0) {
 		pthread_mutex_lock(&ps->lock);
 		e->unary = false;
-		e->last_io_ms = fs_now_ms();
+		e->last_io_ms = clk_mono_ms();
 		if (e->abandoned)
 			rc = -ECANCELED;
 		pthread_mutex_unlock(&ps->lock);
@@ -1125,8 +1112,7 @@ watchdog_main(void *arg)
 		period = 1000;
 	pthread_mutex_lock(&ps->lock);
 	while (!ps->closing) {
-		int64_t now = fs_now_ms(), until = now + period;
-		struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000};
+		int64_t now = clk_mono_ms(), until = now + period;
 
 		for (struct pentry *e = ps->live; e != NULL; e = e->live_next) {
 			if (!e->unary && !e->stalled && now - e->last_io_ms >= ps->stall_ms) {
@@ -1134,7 +1120,7 @@ watchdog_main(void *arg)
 				http_abort(e->abort);
 			}
 		}
-		pthread_cond_timedwait(&ps->tick, &ps->lock, &ts);
+		clk_cond_wait_until(&ps->tick, &ps->lock, until);
 	}
 	pthread_mutex_unlock(&ps->lock);
 	return NULL;
@@ -1155,7 +1141,7 @@ download_run(struct payloads *ps, struct pentry *e)
 	}
 	e->thread_live = true;
 	e->started = true;
-	e->last_io_ms = fs_now_ms();
+	e->last_io_ms = clk_mono_ms();
 	/* detached: whoever drops the last reference frees the entry, and
 	 * payloads_free() waits for the count of running downloads */
 	pthread_attr_init(&attr);
@@ -1319,8 +1305,8 @@ writer_main(void *arg)
 			continue;
 		}
 		if (!ps->closing && ps->wq_bytes < PUT_PENDING_MAX / 2 &&
-		    fs_now_ms() - ps->last_put_ms < PUT_QUIET_MS) {
-			nap(&ps->wq_cond, &ps->lock, 50);
+		    clk_mono_ms() - ps->last_put_ms < PUT_QUIET_MS) {
+			clk_cond_wait_ms(&ps->wq_cond, &ps->lock, 50);
 			continue;
 		}
 		ps->wq_head = e->wnext;
@@ -1388,7 +1374,7 @@ payloads_put(struct payloads *ps, const struct payload_key *k, const void *data,
 	index_insert(ps, e);
 	ps->st.cache_bytes += len;
 	ps->st.cache_files++;
-	ps->last_put_ms = fs_now_ms();
+	ps->last_put_ms = clk_mono_ms();
 	writer_enqueue(ps, e);
 	pthread_mutex_unlock(&ps->lock);
 	return 0;
@@ -1504,7 +1490,6 @@ payloads_new(struct api *api, const struct payloads_options *o, struct payloads 
              size_t errlen)
 {
 	struct payloads *ps;
-	pthread_condattr_t ca;
 	char eb[128];
 	int rc;
 
@@ -1545,12 +1530,9 @@ payloads_new(struct api *api, const struct payloads_options *o, struct payloads 
 		                               : errstr(-rc, eb, sizeof(eb)));
 	}
 	pthread_mutex_init(&ps->lock, NULL);
-	pthread_cond_init(&ps->idle, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ps->tick, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&ps->wq_cond, NULL);
+	clk_cond_init(&ps->idle);
+	clk_cond_init(&ps->tick);
+	clk_cond_init(&ps->wq_cond);
 	if ((rc = scan(ps, err, errlen)) == 0 && ps->stall_ms > 0) {
 		rc = -pthread_create(&ps->watchdog, NULL, watchdog_main, ps);
 		ps->have_watchdog = rc == 0;
@@ -1611,7 +1593,7 @@ static void
 reader_add(struct payload *pl, struct pentry *e)
 {
 	pl->e = e;
-	pl->last_ms = fs_now_ms();
+	pl->last_ms = clk_mono_ms();
 	pl->pos = UINT64_MAX;
 	if (!e->ringed)
 		return;
@@ -1839,7 +1821,7 @@ payload_read_at(struct payload *pl, void *buf, size_t len, uint64_t off,
 
 		e = pl->e;
 		if (e->ringed) {
-			pl->last_ms = fs_now_ms();
+			pl->last_ms = clk_mono_ms();
 			pl->has_read = true;
 			/* behind the ring: from its file if it has one, else anew */
 			if (off < e->tail && (!e->keep || e->dfailed))

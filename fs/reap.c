@@ -60,11 +60,7 @@ run(void *arg)
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += REAP_EVERY_MS / 1000;
-		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+		clk_cond_wait_ms(&r->cond, &r->lock, REAP_EVERY_MS);
 		if (r->stop)
 			break;
 		pthread_mutex_unlock(&r->lock);
@@ -85,7 +81,7 @@ reaper_start(struct fsm *m, void *se)
 	r->m = m;
 	r->se = se;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	clk_cond_init(&r->cond);
 	if (pthread_create(&r->thread, NULL, run, r) != 0) {
 		pthread_cond_destroy(&r->cond);
 		pthread_mutex_destroy(&r->lock);

@@ -71,15 +71,6 @@ static const struct name_local meta_files[] = {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static int64_t
-now_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- attributes ---- */
 
 static void
@@ -274,7 +265,7 @@ render_stats(struct fsm *m, char **out, size_t *len)
 	http_client_stats(api_http(m->api), &hs);
 	meta_stats(m->meta, &ms);
 	payloads_stats(m->payloads, &ps);
-	fprintf(f, "uptime_seconds %" PRId64 "\n", (now_wall_ms() - m->started_ms) / 1000);
+	fprintf(f, "uptime_seconds %" PRId64 "\n", (clk_wall_ms() - m->started_ms) / 1000);
 	fprintf(f, "fuse_requests %" PRIuFAST64 "\n", atomic_load(&m->requests));
 	fprintf(f, "thread_records %zu\n", recs_count(m->recs, REC_THREAD));
 	fprintf(f, "script_records %zu\n", recs_count(m->recs, REC_SCRIPT));

@@ -63,7 +63,7 @@ watches_new(struct fsm *m, void *se)
 	w->m = m;
 	w->se = se;
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
+	clk_cond_init(&w->cond);
 	return w;
 }
 
@@ -254,7 +254,7 @@ static struct watch *
 sweep(struct watches *w)
 {
 	struct watch **p = &w->list, *out = NULL;
-	int64_t now = fs_now_ms();
+	int64_t now = clk_mono_ms();
 
 	while (*p != NULL) {
 		struct watch *x = *p;
@@ -291,7 +291,7 @@ static struct watch *
 get(struct watches *w, const char *id, int *err)
 {
 	struct watch *x, *gone;
-	int64_t deadline = fs_now_ms() + FIRST_WAIT_MS;
+	int64_t deadline = clk_mono_ms() + FIRST_WAIT_MS;
 
 	pthread_mutex_lock(&w->lock);
 	for (x = w->list; x != NULL; x = x->next)
@@ -328,24 +328,16 @@ get(struct watches *w, const char *id, int *err)
 		w->list = x;
 		w->n++;
 	}
-	x->used_ms = fs_now_ms();
+	x->used_ms = clk_mono_ms();
 	while (!x->first) {
-		struct timespec ts;
-		int64_t left = deadline - fs_now_ms();
+		int64_t left = deadline - clk_mono_ms();
 
 		if (left <= 0) {
 			pthread_mutex_unlock(&w->lock);
 			*err = -ETIMEDOUT;
 			return NULL;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+		clk_cond_wait_until(&w->cond, &w->lock, deadline);
 	}
 	if (x->len == 0 && x->err != 0) {
 		*err = x->err;

@@ -103,7 +103,7 @@ wfile_new(const struct wfile_target *t)
 		return NULL;
 	}
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
+	clk_cond_init(&w->cond);
 	/* without it (out of memory) the check waits for the flush */
 	if (w->kind != WRITE_CANCEL)
 		w->early = jsontext_new(JSONTEXT_CHECK, NULL, NULL);

@@ -8,6 +8,9 @@ manner of curl's checksrc: what clang-format cannot see.
     the C library or POSIX reserves: _X and __x, S_ (<sys/stat.h>), E + a
     digit or capital with no underscore (an errno name of <errno.h>),
     SIG (<signal.h>), LC_ (<locale.h>), PRI/SCN (<inttypes.h>), *_t types;
+  - in client/ and fs/, time goes through client/clock.h: no
+    pthread_cond_init, pthread_cond_timedwait or CLOCK_REALTIME elsewhere
+    (every condition waits on the monotonic clock);
   - a layer includes only its own headers and those of the layers below it
     (client/ nothing of client/cli/ or fs/, and no FUSE header);
   - in client/ and fs/, no file over 1,200 lines and no function over
@@ -34,6 +37,8 @@ DEBT = {
 }
 # the sizes are checked where the rule is (fs/ and client/)
 SIZED = ("client/", "fs/")
+CLOCKED = re.compile(r"\b(pthread_cond_init|pthread_cond_timedwait|CLOCK_REALTIME)\b")
+CLOCK_HOME = ("client/clock.c", "client/clock.h")
 BANNED = re.compile(r"\b(strcpy|strcat|sprintf|vsprintf|gets|stpcpy)\s*\(")
 RESERVED = re.compile(r"^(_[A-Z_]|__|S_[A-Z]|E[0-9A-Z][0-9A-Z]*$|SIG_?[A-Z]|LC_[A-Z]|PRI[a-zX]"
                       r"|SCN[a-zX])")
@@ -117,6 +122,12 @@ def check_file(path, problems):
         m = BANNED.search(ln)
         if m:
             problems.append(f"{path}:{n}: {m.group(1)}() (use snprintf or a length)")
+    if path.startswith(("client/", "fs/")) and path not in CLOCK_HOME:
+        for n, ln in enumerate(code.split("\n"), 1):
+            m = CLOCKED.search(ln)
+            if m:
+                problems.append(f"{path}:{n}: {m.group(1)} (use clock.h: clk_cond_init, "
+                                "clk_cond_wait_until, clk_wall_ms)")
     for name, n in defined_names(code):
         if (RESERVED.match(name) or name.endswith("_t")) and not RESERVED_OK.match(name):
             problems.append(f"{path}:{n}: {name} is in a reserved namespace")

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "clock.h"
 #include "errmap.h"
 #include "model.h"
 
@@ -66,7 +67,8 @@ void cli_duration(char *buf, size_t len, int64_t ms);
 void cli_time(char *buf, size_t len, int64_t at_ms, bool iso);
 /* "1.0 GiB", "200.0 KiB", "12 B". */
 void cli_bytes(char *buf, size_t len, uint64_t n);
-int64_t cli_now_ms(void);
+/* The time: clk_wall_ms() for what is shown, clk_mono_ms() for what is
+ * measured (clock.h). */
 
 /* A table: rows of cells, printed aligned with two spaces between columns. */
 struct cli_table;

@@ -15,15 +15,6 @@
 
 #include "cli.h"
 
-int64_t
-cli_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 cli_duration(char *buf, size_t len, int64_t ms)
 {
@@ -520,7 +511,7 @@ table_row(struct cli_table *tab, const struct model_thread *t, int64_t now)
 int
 cli_rows_add(struct cli_rows *r, const struct model_thread *t, size_t n)
 {
-	int64_t now = cli_now_ms();
+	int64_t now = clk_wall_ms();
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < n; i++, r->n++) {
@@ -620,7 +611,7 @@ int
 cli_print_thread_detail(struct cli *c, const struct model_thread *t)
 {
 	char a[64], b[64], text[512];
-	int64_t now = cli_now_ms();
+	int64_t now = clk_wall_ms();
 
 	if (c->format == CLI_JSON || c->format == CLI_YAML) {
 		json_t *v = model_thread_json(t);

@@ -179,7 +179,7 @@ put_or_drop(struct save *s, const char *dir, const char *name, int rendered, cha
 static void
 draw_bar(struct save *s, bool last)
 {
-	int64_t now = cli_now_ms();
+	int64_t now = clk_mono_ms();
 	double secs = (double)(now - s->started_ms) / 1000.0;
 	char done[32], total[32], rate[32];
 	int width = 30, filled;
@@ -406,7 +406,7 @@ cli_save(struct cli *c, const char *id, const char *dir)
 			goto out;
 		}
 		s.bar = c->tty_err;
-		s.started_ms = cli_now_ms();
+		s.started_ms = clk_mono_ms();
 		s.total = (uint64_t)r.output_total_bytes;
 		rc = api_stream_result(c->api, id, 0, on_output, &s, c->abort, &e);
 		draw_bar(&s, true);

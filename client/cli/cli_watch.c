@@ -58,7 +58,7 @@ draw_live(struct follow *f)
 	if (!f->live || !f->have_last || model_thread_terminal(t->status))
 		return;
 	if (t->started_at_ms > 0)
-		cli_duration(elapsed, sizeof(elapsed), cli_now_ms() - t->started_at_ms);
+		cli_duration(elapsed, sizeof(elapsed), clk_wall_ms() - t->started_at_ms);
 	fputs("\r\033[K", f->out);
 	fprintf(f->out, "%s", model_thread_status_word(t->status));
 	if (t->current_step_path[0] != '\0') {
@@ -82,11 +82,7 @@ ticker(void *arg)
 
 	pthread_mutex_lock(&f->lock);
 	while (!f->done) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&f->wake, &f->lock, &ts);
+		clk_cond_wait_ms(&f->wake, &f->lock, 1000);
 		if (!f->done)
 			draw_live(f);
 	}
@@ -101,7 +97,7 @@ static void event_line(struct follow *f, int64_t at_ms, const char *fmt, ...)
 static void
 event_line(struct follow *f, int64_t at_ms, const char *fmt, ...)
 {
-	time_t t = (time_t)((at_ms > 0 ? at_ms : cli_now_ms()) / 1000);
+	time_t t = (time_t)((at_ms > 0 ? at_ms : clk_wall_ms()) / 1000);
 	struct tm tm;
 	char when[16], text[4096];
 	va_list ap;
@@ -371,7 +367,7 @@ poll_once(struct follow *f, struct http_error *e)
 	if (changed(f, &t)) {
 		struct model_event ev = {.type = f->have_last ? MODEL_EVENT_STATUS
 		                                              : MODEL_EVENT_SNAPSHOT,
-		                         .at_ms = cli_now_ms(),
+		                         .at_ms = clk_wall_ms(),
 		                         .has_thread = true,
 		                         .thread = t,
 		                         .yielded_json = ""};
@@ -428,8 +424,8 @@ poll_until(struct follow *f, bool stream_exists, struct http_error *e)
 		} else if (!transient(rc)) {
 			return rc;
 		} else if (failing_since == 0) {
-			failing_since = cli_now_ms();
-		} else if (cli_now_ms() - failing_since > f->c->call_timeout_ms) {
+			failing_since = clk_mono_ms();
+		} else if (clk_mono_ms() - failing_since > f->c->call_timeout_ms) {
 			return rc;
 		}
 		if (stream_exists && n % STREAM_RETRY_POLLS == 0)
@@ -454,7 +450,7 @@ cli_follow(struct cli *c, const char *id, FILE *out, struct model_thread *final)
 	f.records = c->format == CLI_JSON || c->format == CLI_YAML;
 	f.live = !f.records && isatty(fileno(out));
 	pthread_mutex_init(&f.lock, NULL);
-	pthread_cond_init(&f.wake, NULL);
+	clk_cond_init(&f.wake);
 	if (f.live && pthread_create(&tick, NULL, ticker, &f) == 0)
 		ticking = true;
 	for (;;) {
