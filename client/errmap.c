@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "errmap.h"
+#include "utf8.h"
 
 /* How much of a non-JSON body becomes the message: enough to recognise it. */
 #define EXCERPT_MAX 200
@@ -223,30 +224,15 @@ line_put(struct line *l, const char *s, size_t n)
 	l->buf[l->len] = '\0';
 }
 
-/* Length of the valid, printable UTF-8 sequence at s (n bytes left), or 0. */
+/* Length of the valid, printable UTF-8 sequence at s (n bytes left), or 0:
+ * a valid character that is not a C1 control (U+0080..U+009F). */
 static size_t
 utf8_len(const unsigned char *s, size_t n)
 {
-	size_t len;
+	size_t len = utf8_seq(s, n);
 
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
+	if (len < 2 || (s[0] == 0xc2 && s[1] < 0xa0))
 		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if (s[0] == 0xc2 && s[1] < 0xa0) /* U+0080..U+009F: C1 controls */
-		return 0;
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xf0 && s[1] < 0x90) ||
-	    (s[0] == 0xf4 && s[1] > 0x8f) || (s[0] == 0xed && s[1] > 0x9f))
-		return 0; /* overlong, past U+10FFFF, or a surrogate */
 	return len;
 }
 

@@ -21,6 +21,7 @@
 
 #include "errbuf.h"
 #include "jsontext.h"
+#include "utf8.h"
 
 /* Output is batched in this much memory; also more than the longest
  * indentation ("\n" and 2 * JSONTEXT_MAX_DEPTH spaces) plus a byte. */
@@ -253,30 +254,16 @@ plain_run(const unsigned char *s, size_t i, size_t n)
 	return i;
 }
 
-/* Sets up the continuation bytes a UTF-8 lead byte calls for (Unicode
- * table 3-7, which leaves out overlongs, surrogates and what lies past
- * U+10FFFF); false if c cannot lead. */
+/* Sets up the continuation bytes a UTF-8 lead byte calls for (utf8.h);
+ * false if c cannot lead. */
 static bool
-utf8_lead(struct jsontext *j, unsigned char c)
+utf8_start(struct jsontext *j, unsigned char c)
 {
-	j->u8_lo = 0x80;
-	j->u8_hi = 0xbf;
-	if (c >= 0xc2 && c <= 0xdf)
-		j->u8_need = 1;
-	else if (c >= 0xe0 && c <= 0xef)
-		j->u8_need = 2;
-	else if (c >= 0xf0 && c <= 0xf4)
-		j->u8_need = 3;
-	else
+	int need = utf8_lead(c, &j->u8_lo, &j->u8_hi);
+
+	if (need <= 0)
 		return false;
-	if (c == 0xe0)
-		j->u8_lo = 0xa0;
-	else if (c == 0xed)
-		j->u8_hi = 0x9f;
-	else if (c == 0xf0)
-		j->u8_lo = 0x90;
-	else if (c == 0xf4)
-		j->u8_hi = 0x8f;
+	j->u8_need = (unsigned char)need;
 	return true;
 }
 
@@ -308,7 +295,7 @@ scan_string(struct jsontext *j, const unsigned char *s, size_t n, size_t *pi)
 				j->state = ST_ESCAPE;
 			else if (c < 0x20)
 				rc = fail(j, i, "unescaped control character in a string");
-			else if (utf8_lead(j, c))
+			else if (utf8_start(j, c))
 				j->state = ST_UTF8;
 			else
 				rc = fail(j, i, "invalid UTF-8 in a string");

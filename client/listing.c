@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "errbuf.h"
+#include "hash.h"
 #include "listing.h"
 
 /* What a string held in a set costs: its bytes, and malloc's overhead. */
@@ -47,19 +48,11 @@ struct listing {
 	struct http_error why; /* ... and the error, given again */
 };
 
-/* FNV-1a from the seed, then a finalizer that spreads it over the bits. */
+/* The seeded hash of len bytes at s (hash.h). */
 static uint64_t
 hash_of(uint64_t seed, const char *s, size_t len)
 {
-	uint64_t h = 14695981039346656037ULL ^ seed;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 33);
+	return hash_mix(hash_fnv1a(HASH_FNV_BASIS ^ seed, s, len));
 }
 
 /* The slot of s: its own, or the free one where it would go. */

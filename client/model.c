@@ -20,6 +20,7 @@
 #include "b64.h"
 #include "errbuf.h"
 #include "model.h"
+#include "utf8.h"
 
 /* The walkers store enums through an int. */
 _Static_assert(sizeof(enum model_thread_status) == sizeof(int), "enum size");
@@ -1694,84 +1695,13 @@ model_result_copy(struct model_result *dst, const struct model_result *src)
 
 /* ---- rendering ---- */
 
-/* Length of the valid UTF-8 character at s, or 0. */
-static size_t
-utf8_char(const unsigned char *s)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-/*
- * A copy of s that is valid UTF-8 (invalid bytes become U+FFFD), or NULL
- * when out of memory. Parsed strings always are valid; a struct a caller
- * filled in might not be, and jansson would refuse it.
- */
-static char *
-utf8_fix(const char *s)
-{
-	size_t n = strlen(s), o = 0;
-	char *out = malloc(n * 3 + 1);
-
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < n;) {
-		size_t len = utf8_char((const unsigned char *)s + i);
-
-		if (len == 0) {
-			memcpy(out + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-			continue;
-		}
-		memcpy(out + o, s + i, len);
-		o += len;
-		i += len;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-static bool
-utf8_valid(const char *s)
-{
-	while (*s != '\0') {
-		size_t len = utf8_char((const unsigned char *)s);
-
-		if (len == 0)
-			return false;
-		s += len;
-	}
-	return true;
-}
-
 static json_t *
 jstr(const char *s)
 {
 	char *fixed;
 	json_t *v;
 
-	if (utf8_valid(s))
+	if (utf8_valid(s, strlen(s)))
 		return json_string_nocheck(s);
 	if ((fixed = utf8_fix(s)) == NULL)
 		return NULL;
@@ -1789,7 +1719,7 @@ put(json_t *obj, const char *key, json_t *val)
 
 	if (val == NULL)
 		return -1;
-	if (utf8_valid(key))
+	if (utf8_valid(key, strlen(key)))
 		return json_object_set_new_nocheck(obj, key, val);
 	if ((fixed = utf8_fix(key)) == NULL) {
 		json_decref(val);

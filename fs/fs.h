@@ -26,17 +26,14 @@
 
 #include "api.h"
 #include "clock.h"
+#include "hash.h"
 #include "model.h"
 
-/* A name's bucket among n (FNV-1a), for the tables of ino.c and meta.c. */
+/* A name's bucket among n (hash.h), for the tables of ino.c and meta.c. */
 static inline unsigned
 fs_hash(const char *s, unsigned n)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % n;
+	return (unsigned)(hash_str(0, s) % n);
 }
 
 /* Options of the mount (scriptumfs(1), OPTIONS); 0 means the default. */

@@ -175,14 +175,16 @@ static char *
 default_cache_dir(const struct config *cfg)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	/* FNV-1a (hash.h) from a start of its own (one digit short of FNV's
+	 * basis since the first release): the names of existing caches
+	 * depend on it */
 	uint64_t h = 1469598103934665603ull;
 	char *dir;
 	const char *parts[] = {cfg->endpoint, cfg->org_id ? cfg->org_id : "",
 	                       cfg->org_name ? cfg->org_name : ""};
 
 	for (size_t i = 0; i < 3; i++)
-		for (const char *p = parts[i]; *p != '\0'; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		h = hash_fnv1a(h, parts[i], strlen(parts[i]));
 	if (xdg != NULL && xdg[0] == '/') {
 		if (asprintf(&dir, "%s/scriptumfs/%016" PRIx64, xdg, h) < 0)
 			return NULL;

@@ -401,16 +401,15 @@ fetch_thread(struct meta *m, const char *id, void *value, struct http_error *he)
 static uint32_t
 hint_key(const struct model_thread *t)
 {
-	uint32_t h = 2166136261u;
+	uint64_t h;
+	uint32_t k;
 	char v[24];
 
 	snprintf(v, sizeof(v), "%" PRId64, (int64_t)t->version);
-	for (const char *s = t->script_name; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	h *= 16777619u; /* the NUL between the two */
-	for (const char *s = v; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h != 0 ? h : 1;
+	/* the name with its NUL, then the version */
+	h = hash_fnv1a(HASH_FNV_BASIS, t->script_name, strlen(t->script_name) + 1);
+	k = (uint32_t)hash_mix(hash_fnv1a(h, v, strlen(v)));
+	return k != 0 ? k : 1;
 }
 
 /* Whether the result of id is best asked with its output (lock held): the
