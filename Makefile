@@ -182,7 +182,7 @@ fuzz-merge: $(FUZZ_BIN)
 
 # what the fuzzed parsers are made of; no network code
 FUZZ_LIB     := client/stream.c client/errmap.c client/b64.c client/model.c client/jsontext.c \
-		client/utf8.c \
+		client/utf8.c client/dynbuf.c \
 		client/jsonload.c \
 		client/errbuf.c
 

@@ -52,6 +52,7 @@
 #include "b64.h"
 #include "clock.h"
 #include "config.h"
+#include "dynbuf.h"
 #include "errbuf.h"
 #include "errmap.h"
 #include "http.h"
@@ -176,23 +177,22 @@ struct rate {
 struct xfer {
 	CURL *easy;
 	const struct http_request *rq;
-	size_t cap_ok; /* cap on a buffered 2xx body */
-	char *buf;     /* buffered body (2xx) or error body; owned until handed over */
-	size_t len;
-	size_t size;
-	long status;       /* known at the first body byte */
-	bool streaming;    /* a 2xx body going to rq->on_data */
-	bool delivered;    /* on_data has had bytes: no retry */
-	bool responded;    /* a response header arrived */
-	int cb_err;        /* why a write callback stopped the transfer */
-	size_t too_big;    /* with -EMSGSIZE: the bytes seen when it stopped */
-	size_t limit;      /* with -EMSGSIZE: the cap they passed */
-	bool in_headers;   /* with -EMSGSIZE: the cap was that of the headers */
-	size_t head_len;   /* header bytes received */
-	bool stalled;      /* the loop gave up for lack of bytes */
-	int64_t last_io;   /* monotonic ms of the last byte received or sent */
-	int64_t reader_ms; /* spent in rq->on_data: not the server's time */
-	bool slow;         /* the loop gave up: below the rate floor */
+	size_t cap_ok;      /* cap on a buffered 2xx body */
+	struct dynbuf body; /* buffered body (2xx, up to cap_ok) or the start of an
+	                     * error body (ERROR_BODY_MAX); owned until handed over */
+	long status;        /* known at the first body byte */
+	bool streaming;     /* a 2xx body going to rq->on_data */
+	bool delivered;     /* on_data has had bytes: no retry */
+	bool responded;     /* a response header arrived */
+	int cb_err;         /* why a write callback stopped the transfer */
+	size_t too_big;     /* with -EMSGSIZE: the bytes seen when it stopped */
+	size_t limit;       /* with -EMSGSIZE: the cap they passed */
+	bool in_headers;    /* with -EMSGSIZE: the cap was that of the headers */
+	size_t head_len;    /* header bytes received */
+	bool stalled;       /* the loop gave up for lack of bytes */
+	int64_t last_io;    /* monotonic ms of the last byte received or sent */
+	int64_t reader_ms;  /* spent in rq->on_data: not the server's time */
+	bool slow;          /* the loop gave up: below the rate floor */
 	struct rate rate;
 	uint64_t bytes;  /* body bytes received */
 	CURLcode result; /* curl's verdict */
@@ -842,52 +842,24 @@ on_header(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* Appends n bytes to the buffer, up to cap in all; false when that would
- * pass cap or memory is short (*nomem says which). */
-static bool
-buf_append(struct xfer *x, const char *p, size_t n, size_t cap, bool *nomem)
-{
-	*nomem = false;
-	if (n > cap || x->len > cap - n)
-		return false;
-	if (x->len + n + 1 > x->size) {
-		size_t size = x->size ? x->size : 16384;
-		char *b;
-
-		while (size < x->len + n + 1)
-			size *= 2;
-		if (size > cap + 1)
-			size = cap + 1;
-		b = realloc(x->buf, size);
-		if (b == NULL) {
-			*nomem = true;
-			return false;
-		}
-		x->buf = b;
-		x->size = size;
-	}
-	memcpy(x->buf + x->len, p, n);
-	x->len += n;
-	x->buf[x->len] = '\0';
-	return true;
-}
-
 static size_t
 on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct xfer *x = arg;
 	size_t n = size * nmemb;
-	bool nomem;
+	int rc;
 
 	if (x->status == 0) {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 		x->streaming = x->rq->on_data != NULL && x->status / 100 == 2;
+		dynbuf_init(&x->body, x->status / 100 == 2 ? x->cap_ok : ERROR_BODY_MAX);
 	}
 	x->last_io = clk_mono_ms();
 	x->bytes += n;
 	if (x->streaming) {
 		int64_t t0 = x->last_io;
-		int rc = x->rq->on_data(ptr, n, x->rq->arg);
+
+		rc = x->rq->on_data(ptr, n, x->rq->arg);
 
 		/* time spent in the reader is not the server stalling, nor
 		 * the server being slow */
@@ -902,15 +874,14 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	}
 	if (x->status / 100 != 2) {
 		/* keep the start of an error body; the rest only costs memory */
-		if (x->len < ERROR_BODY_MAX)
-			buf_append(x, ptr,
-			           n < ERROR_BODY_MAX - x->len ? n : ERROR_BODY_MAX - x->len,
-			           ERROR_BODY_MAX, &nomem);
+		size_t room = x->body.max - x->body.len;
+
+		(void)dynbuf_add(&x->body, ptr, n < room ? n : room);
 		return n;
 	}
-	if (!buf_append(x, ptr, n, x->cap_ok, &nomem)) {
-		x->cb_err = nomem ? -ENOMEM : -EMSGSIZE;
-		x->too_big = x->len + n;
+	if ((rc = dynbuf_add(&x->body, ptr, n)) != 0) {
+		x->cb_err = rc == -ENOMEM ? -ENOMEM : -EMSGSIZE;
+		x->too_big = x->body.len + n;
 		x->limit = x->cap_ok;
 		return 0;
 	}
@@ -1328,17 +1299,15 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 		v->retry_safe = !x.delivered && transient(x.result) && (unsent || idempotent);
 	} else if (x.status / 100 == 2) {
 		if (rq->on_data == NULL) {
-			if (x.buf == NULL && (x.buf = calloc(1, 1)) == NULL)
+			if (x.body.buf == NULL && dynbuf_add(&x.body, "", 0) != 0)
 				return fail(e, ENOMEM, "out of memory");
-			resp->body = x.buf;
-			resp->len = x.len;
-			x.buf = NULL;
+			resp->body = dynbuf_take(&x.body, &resp->len);
 		}
 		return 0;
 	} else {
 		int st = (int)x.status;
 
-		rc = fail_status(e, st, x.buf, x.len);
+		rc = fail_status(e, st, x.body.buf, x.body.len);
 		v->unauthorized = st == 401;
 		v->retry_safe =
 		    st == 429 || st == 503 ||
@@ -1347,12 +1316,10 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 	}
 	/* an error body stays with the response, for the caller's details;
 	 * part of a 2xx body is no answer at all */
-	if (x.status / 100 != 2 && x.status != 0) {
-		resp->body = x.buf;
-		resp->len = x.len;
-	} else {
-		free(x.buf);
-	}
+	if (x.status / 100 != 2 && x.status != 0)
+		resp->body = dynbuf_take(&x.body, &resp->len);
+	else
+		dynbuf_free(&x.body);
 	return rc;
 }
 

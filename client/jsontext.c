@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "errbuf.h"
 #include "jsontext.h"
 #include "utf8.h"
@@ -694,46 +695,22 @@ jsontext_check(const void *buf, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
-struct render_buf {
-	char *p; /* owned until handed to the caller */
-	size_t len;
-	size_t cap;
-};
-
-/* Appends, doubling, up to RENDER_MAX bytes (and the NUL after them). */
+/* Appends up to RENDER_MAX bytes in all (dynbuf.h). */
 static int
 render_out(const char *buf, size_t len, void *arg)
 {
-	struct render_buf *b = arg;
-	size_t want;
-	char *np;
-
-	if (len > RENDER_MAX - b->len)
-		return -EFBIG;
-	if (b->len + len + 1 > b->cap) {
-		want = b->cap < 4096 ? 4096 : b->cap;
-		while (want < b->len + len + 1)
-			want *= 2;
-		if (want > RENDER_MAX + 1)
-			want = RENDER_MAX + 1;
-		if ((np = realloc(b->p, want)) == NULL)
-			return -ENOMEM;
-		b->p = np;
-		b->cap = want;
-	}
-	memcpy(b->p + b->len, buf, len);
-	b->len += len;
-	return 0;
+	return dynbuf_add(arg, buf, len);
 }
 
 int
 jsontext_render(enum jsontext_mode mode, const void *buf, size_t len, char **out, size_t *outlen,
                 char *err, size_t errlen)
 {
-	struct render_buf b = {NULL, 0, 0};
+	struct dynbuf b;
 	struct jsontext *j;
 	int rc;
 
+	dynbuf_init(&b, RENDER_MAX);
 	*out = NULL;
 	if (outlen != NULL)
 		*outlen = 0;
@@ -741,8 +718,8 @@ jsontext_render(enum jsontext_mode mode, const void *buf, size_t len, char **out
 		return errbuf_set(err, errlen, -ENOMEM, "out of memory");
 	if ((rc = jsontext_feed(j, buf, len)) == 0)
 		rc = jsontext_finish(j);
-	if (rc == 0 && b.p == NULL)
-		rc = render_out("", 0, &b); /* CHECK, or an out of nothing: still a string */
+	if (rc == 0 && b.buf == NULL)
+		rc = dynbuf_add(&b, "", 0); /* CHECK, or an out of nothing: still a string */
 	if (rc == -EINVAL)
 		errbuf_set(err, errlen, rc, "%s", jsontext_errstr(j));
 	else if (rc == -EFBIG)
@@ -752,12 +729,9 @@ jsontext_render(enum jsontext_mode mode, const void *buf, size_t len, char **out
 		errbuf_set(err, errlen, rc, "out of memory rendering JSON");
 	jsontext_free(j);
 	if (rc != 0) {
-		free(b.p);
+		dynbuf_free(&b);
 		return rc;
 	}
-	b.p[b.len] = '\0';
-	*out = b.p;
-	if (outlen != NULL)
-		*outlen = b.len;
+	*out = dynbuf_take(&b, outlen);
 	return 0;
 }

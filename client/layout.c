@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
+#include "http.h"
 #include "jsontext.h"
 #include "layout.h"
 
@@ -136,38 +138,25 @@ layout_summary_json(const struct model_thread *t, const struct model_result *r, 
 	return pretty(o, out, len);
 }
 
-struct sink {
-	char *buf;
-	size_t len, cap;
-};
+/* A file rendered from one answer: no answer is larger than the body cap,
+ * and what is rendered of it (compact JSON, one line a value) no larger
+ * than what it was rendered from. */
+#define LAYOUT_MAX HTTP_MAX_BODY
 
 static int
 sink_put(const char *s, size_t n, void *arg)
 {
-	struct sink *k = arg;
-
-	if (k->len + n + 1 > k->cap) {
-		size_t want = k->cap ? k->cap * 2 : 256;
-		char *nb;
-
-		while (want < k->len + n + 1)
-			want *= 2;
-		if ((nb = realloc(k->buf, want)) == NULL)
-			return -ENOMEM;
-		k->buf = nb;
-		k->cap = want;
-	}
-	memcpy(k->buf + k->len, s, n);
-	k->len += n;
-	k->buf[k->len] = '\0';
-	return 0;
+	return dynbuf_add(arg, s, n);
 }
 
 int
 layout_yields(const struct model_result *r, char **out, size_t *len)
 {
-	struct sink k = {0};
-	int rc = sink_put("", 0, &k);
+	struct dynbuf k;
+	int rc;
+
+	dynbuf_init(&k, LAYOUT_MAX);
+	rc = dynbuf_add(&k, "", 0); /* an empty file is "", not NULL */
 
 	for (size_t i = 0; rc == 0 && i < r->n_yielded; i++) {
 		const char *y = r->yielded_values[i];
@@ -184,7 +173,7 @@ layout_yields(const struct model_result *r, char **out, size_t *len)
 		jsontext_free(j);
 		if (rc == -EINVAL) {
 			/* not JSON: keep it as it came, on one line */
-			k.len = mark;
+			dynbuf_setlen(&k, mark);
 			rc = 0;
 			for (const char *p = y; rc == 0 && *p != '\0'; p++)
 				rc = sink_put(*p == '\n' || *p == '\r' ? " " : p, 1, &k);
@@ -193,11 +182,10 @@ layout_yields(const struct model_result *r, char **out, size_t *len)
 			rc = sink_put("\n", 1, &k);
 	}
 	if (rc != 0) {
-		free(k.buf);
+		dynbuf_free(&k);
 		return rc;
 	}
-	*out = k.buf;
-	*len = k.len;
+	*out = dynbuf_take(&k, len);
 	return 0;
 }
 

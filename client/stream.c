@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "stream.h"
+#include "dynbuf.h"
 #include "jsonload.h"
 
 enum arr_state {
@@ -66,10 +67,8 @@ struct stream {
 	/* The object scanner. */
 	size_t depth; /* open braces and brackets; 0 = between messages */
 	bool in_str;
-	bool esc;  /* the next byte is escaped */
-	char *buf; /* owned: the partial message, len bytes of cap */
-	size_t len;
-	size_t cap;
+	bool esc;          /* the next byte is escaped */
+	struct dynbuf msg; /* the partial message, up to max_msg bytes */
 
 	size_t str_off; /* the current string's opening quote, from the message start */
 	bool str_bs;    /* ...and whether it has a backslash */
@@ -126,6 +125,7 @@ stream_new(stream_msg_fn fn, void *arg, size_t max_msg)
 	p->fn = fn;
 	p->arg = arg;
 	p->max_msg = max_msg != 0 ? max_msg : STREAM_MAX_MSG_DEFAULT;
+	dynbuf_init(&p->msg, p->max_msg);
 	return p;
 }
 
@@ -135,7 +135,7 @@ stream_free(struct stream *p)
 	if (p == NULL)
 		return;
 	json_decref(p->details);
-	free(p->buf);
+	dynbuf_free(&p->msg);
 	free(p);
 }
 
@@ -172,31 +172,20 @@ stream_count(const struct stream *p)
 size_t
 stream_buffered(const struct stream *p)
 {
-	return p->cap;
+	return p->msg.cap;
 }
 
-/* Appends to the partial message, growing the buffer by doubling up to max_msg. */
+/* Appends to the partial message, up to max_msg bytes (dynbuf.h). */
 static int
 buf_append(struct stream *p, const char *s, size_t n)
 {
-	if (n > p->max_msg - p->len)
+	int rc = dynbuf_add(&p->msg, s, n);
+
+	if (rc == -EFBIG)
 		return fail(p, -EMSGSIZE, "a stream message is larger than the %zu-byte limit",
 		            p->max_msg);
-	if (p->len + n > p->cap) {
-		size_t want = p->cap < 4096 ? 4096 : p->cap;
-		char *nb;
-
-		while (want < p->len + n && want <= p->max_msg / 2)
-			want *= 2;
-		if (want < p->len + n || want > p->max_msg)
-			want = p->max_msg; /* which holds len + n: checked above */
-		if ((nb = realloc(p->buf, want)) == NULL)
-			return fail(p, -ENOMEM, "out of memory buffering a stream message");
-		p->buf = nb;
-		p->cap = want;
-	}
-	memcpy(p->buf + p->len, s, n);
-	p->len += n;
+	if (rc != 0)
+		return fail(p, -ENOMEM, "out of memory buffering a stream message");
 	return 0;
 }
 
@@ -487,7 +476,7 @@ scan(struct stream *p, const char *s, size_t n, size_t base)
 				p->esc = true;
 				p->str_bs = true;
 			} else if (q < n) {
-				size_t slen = p->len + q - start - p->str_off - 1;
+				size_t slen = p->msg.len + q - start - p->str_off - 1;
 
 				if (!p->str_bs && slen > p->big_len) {
 					p->big_off = p->str_off;
@@ -505,7 +494,7 @@ scan(struct stream *p, const char *s, size_t n, size_t base)
 
 			if (c == '"') {
 				p->in_str = true;
-				p->str_off = p->len + i - start;
+				p->str_off = p->msg.len + i - start;
 				p->str_bs = false;
 				i++;
 				break;
@@ -514,11 +503,11 @@ scan(struct stream *p, const char *s, size_t n, size_t base)
 				p->depth++;
 			} else if ((c == '}' || c == ']') && --p->depth == 0) {
 				i++;
-				if (p->len == 0) {
+				if (p->msg.len == 0) {
 					rc = deliver(p, s + start, i - start);
 				} else if ((rc = buf_append(p, s + start, i - start)) == 0) {
-					rc = deliver(p, p->buf, p->len);
-					p->len = 0;
+					rc = deliver(p, p->msg.buf, p->msg.len);
+					dynbuf_reset(&p->msg);
 				}
 				if (rc != 0)
 					return rc;
@@ -708,7 +697,7 @@ stream_finish(struct stream *p)
 	}
 	if (p->depth > 0)
 		return fail(p, -EPROTO, "the stream ended inside a message (%zu bytes of it read)",
-		            p->len);
+		            p->msg.len);
 	if (p->framing == STREAM_FRAMING_ARRAY && p->arr != ARR_DONE)
 		return fail(p, -EPROTO, "the stream ended before the closing ']' of its array");
 	return 0;

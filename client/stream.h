@@ -87,7 +87,7 @@ enum stream_framing stream_framing(const struct stream *p);
 /* Messages delivered so far. */
 size_t stream_count(const struct stream *p);
 
-/* Bytes of memory held for partial messages (at most max_msg). */
+/* Bytes of memory held for partial messages (at most max_msg and a NUL). */
 size_t stream_buffered(const struct stream *p);
 
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dynbuf.h"
 #include "fs.h"
 #include "tree.h"
 #include "watch.h"
@@ -31,12 +32,11 @@ struct watch {
 	bool done;    /* ... and has ended */
 	struct http_abort *abort;
 
-	char *text; /* NDJSON of the events (owned) */
-	size_t len, cap;
-	bool final;  /* the thread ended: the text is complete */
-	bool first;  /* the first event (or a failure) has come */
-	int err;     /* why the watch could not start, when no event came */
-	bool capped; /* WATCH_MAX_TEXT reached: later events are not kept */
+	struct dynbuf text; /* NDJSON of the events, up to WATCH_MAX_TEXT */
+	bool final;         /* the thread ended: the text is complete */
+	bool first;         /* the first event (or a failure) has come */
+	int err;            /* why the watch could not start, when no event came */
+	bool capped;        /* WATCH_MAX_TEXT reached: later events are not kept */
 	enum model_thread_status last_status;
 	char last_step[128];
 	int64_t used_ms;
@@ -71,7 +71,7 @@ static void
 watch_destroy(struct watch *x)
 {
 	http_abort_free(x->abort);
-	free(x->text);
+	dynbuf_free(&x->text);
 	free(x->id);
 	free(x);
 }
@@ -134,27 +134,19 @@ append(struct watch *x, const char *line)
 {
 	size_t n = strlen(line);
 
-	if (x->capped || x->len + n + 1 > WATCH_MAX_TEXT) {
+	if (x->capped || n + 1 > WATCH_MAX_TEXT - x->text.len) {
 		if (!x->capped)
 			log_msg(LOG_WARNING, "thread %s: events past %zu bytes are not kept", x->id,
 			        WATCH_MAX_TEXT);
 		x->capped = true;
 		return;
 	}
-	if (x->len + n + 1 > x->cap) {
-		size_t cap = x->cap ? x->cap : 4096;
-		char *nt;
-
-		while (cap < x->len + n + 1)
-			cap *= 2;
-		if ((nt = realloc(x->text, cap)) == NULL)
-			return;
-		x->text = nt;
-		x->cap = cap;
-	}
-	memcpy(x->text + x->len, line, n);
-	x->text[x->len + n] = '\n';
-	x->len += n + 1;
+	/* the line and its newline, or neither (out of memory: the event is
+	 * not kept, as a reader of the file would see no line of it) */
+	if (dynbuf_reserve(&x->text, x->text.len + n + 1) != 0)
+		return;
+	(void)dynbuf_add(&x->text, line, n);
+	(void)dynbuf_add(&x->text, "\n", 1);
 }
 
 static int
@@ -317,6 +309,7 @@ get(struct watches *w, const char *id, int *err)
 			return NULL;
 		}
 		x->owner = w;
+		dynbuf_init(&x->text, WATCH_MAX_TEXT);
 		if (pthread_create(&x->thread, NULL, run, x) != 0) {
 			watch_destroy(x);
 			pthread_mutex_unlock(&w->lock);
@@ -339,7 +332,7 @@ get(struct watches *w, const char *id, int *err)
 		}
 		clk_cond_wait_until(&w->cond, &w->lock, deadline);
 	}
-	if (x->len == 0 && x->err != 0) {
+	if (x->text.len == 0 && x->err != 0) {
 		*err = x->err;
 		pthread_mutex_unlock(&w->lock);
 		return NULL;
@@ -355,7 +348,7 @@ watches_size(struct watches *w, const char *id, uint64_t *size, bool *final)
 
 	if ((x = get(w, id, &err)) == NULL)
 		return err;
-	*size = x->len;
+	*size = x->text.len;
 	*final = x->final;
 	pthread_mutex_unlock(&w->lock);
 	return 0;
@@ -369,12 +362,12 @@ watches_read(struct watches *w, const char *id, void *buf, size_t len, uint64_t 
 
 	if ((x = get(w, id, &err)) == NULL)
 		return err;
-	if (off >= x->len) {
+	if (off >= x->text.len) {
 		len = 0;
 	} else {
-		if (len > x->len - off)
-			len = x->len - (size_t)off;
-		memcpy(buf, x->text + off, len);
+		if (len > x->text.len - off)
+			len = x->text.len - (size_t)off;
+		memcpy(buf, x->text.buf + off, len);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return (ssize_t)len;
@@ -388,7 +381,7 @@ watches_known(struct watches *w, const char *id, uint64_t *size)
 	pthread_mutex_lock(&w->lock);
 	for (struct watch *x = w->list; x != NULL; x = x->next)
 		if (strcmp(x->id, id) == 0 && x->first && x->err == 0) {
-			*size = x->len;
+			*size = x->text.len;
 			found = true;
 			break;
 		}

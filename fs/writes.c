@@ -41,10 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "errmap.h"
 #include "jsontext.h"
-
-#define WBUF_MIN ((size_t)4096)
 
 enum wstate {
 	W_IDLE,    /* taking bytes; no action done (maybe one failed) */
@@ -62,10 +61,9 @@ struct wfile {
 	int64_t version;
 	bool load_env;
 
-	char *buf;    /* owned; NUL-terminated past len when not NULL */
-	size_t len;   /* the file's size: the end of the furthest byte written */
-	size_t cap;   /* allocated, at most FS_INPUT_MAX + 1 */
-	bool changed; /* bytes written or cut since the last attempt */
+	struct dynbuf data; /* the file, up to FS_INPUT_MAX bytes: its len is the
+	                     * size, the end of the furthest byte written */
+	bool changed;       /* bytes written or cut since the last attempt */
 
 	enum wstate state;
 	int last_rc; /* the last attempt's result (0 or -errno) */
@@ -91,6 +89,7 @@ wfile_new(const struct wfile_target *t)
 
 	if (w == NULL)
 		return NULL;
+	dynbuf_init(&w->data, FS_INPUT_MAX);
 	w->kind = t->kind;
 	w->version = t->version;
 	w->load_env = t->load_env;
@@ -119,7 +118,7 @@ wfile_free(struct wfile *w)
 	pthread_mutex_destroy(&w->lock);
 	free(w->script);
 	free(w->thread);
-	free(w->buf);
+	dynbuf_free(&w->data);
 	free(w->answer);
 	jsontext_free(w->early);
 	free(w);
@@ -133,27 +132,6 @@ wait_idle(struct wfile *w)
 		pthread_cond_wait(&w->cond, &w->lock);
 }
 
-/* Makes room for need bytes and the NUL after them (need <= FS_INPUT_MAX).
- * Under the lock; 0 or -ENOMEM. */
-static int
-reserve(struct wfile *w, size_t need)
-{
-	size_t cap = w->cap < WBUF_MIN ? WBUF_MIN : w->cap;
-	char *p;
-
-	if (need < w->cap)
-		return 0;
-	while (cap <= need)
-		cap *= 2;
-	if (cap > FS_INPUT_MAX + 1)
-		cap = FS_INPUT_MAX + 1;
-	if ((p = realloc(w->buf, cap)) == NULL)
-		return -ENOMEM;
-	w->buf = p;
-	w->cap = cap;
-	return 0;
-}
-
 /* Sets the size to size (<= FS_INPUT_MAX), a hole up to it reading as NUL
  * bytes. Under the lock; 0 or -ENOMEM. */
 static int
@@ -161,14 +139,13 @@ resize(struct wfile *w, size_t size)
 {
 	int rc;
 
-	if (size == w->len)
+	if (size == w->data.len)
 		return 0;
-	if ((rc = reserve(w, size)) != 0)
+	if ((rc = dynbuf_reserve(&w->data, size)) != 0)
 		return rc;
-	if (size > w->len)
-		memset(w->buf + w->len, 0, size - w->len);
-	w->len = size;
-	w->buf[size] = '\0';
+	if (size > w->data.len)
+		memset(w->data.buf + w->data.len, 0, size - w->data.len);
+	dynbuf_setlen(&w->data, size);
 	w->changed = true;
 	return 0;
 }
@@ -201,7 +178,7 @@ wfile_write(struct wfile *w, const void *buf, size_t len, off_t off)
 		pthread_mutex_unlock(&w->lock);
 		return 0;
 	}
-	if (w->early != NULL && at == w->early_at && at == w->len) {
+	if (w->early != NULL && at == w->early_at && at == w->data.len) {
 		if (jsontext_feed(w->early, buf, len) == -EINVAL) {
 			/* the bytes so far can begin no JSON value: refuse these. The
 			 * checker has seen them, so from here on the flush checks. */
@@ -216,11 +193,11 @@ wfile_write(struct wfile *w, const void *buf, size_t len, off_t off)
 		w->early = NULL;
 	}
 	end = at + len;
-	if ((rc = resize(w, end > w->len ? end : w->len)) != 0) {
+	if ((rc = resize(w, end > w->data.len ? end : w->data.len)) != 0) {
 		pthread_mutex_unlock(&w->lock);
 		return rc;
 	}
-	memcpy(w->buf + at, buf, len);
+	memcpy(w->data.buf + at, buf, len);
 	w->changed = true;
 	pthread_mutex_unlock(&w->lock);
 	return (ssize_t)len;
@@ -271,7 +248,7 @@ local_failure(struct http_error *e, const char *call, const char *what, int err,
 	return -err;
 }
 
-/* Validates and sends. Runs unlocked, in SENDING, so w->buf and w->len
+/* Validates and sends. Runs unlocked, in SENDING, so w->data.buf and w->data.len
  * stay as they are. 0 with *out filled (clear it), or -errno with *e. */
 static int
 act(struct wfile *w, struct api *api, struct model_thread *out, struct http_error *e)
@@ -282,7 +259,8 @@ act(struct wfile *w, struct api *api, struct model_thread *out, struct http_erro
 	const char *what = w->kind == WRITE_NEW ? w->script : w->thread;
 	char why[200], msg[256];
 
-	if (w->kind != WRITE_CANCEL && jsontext_check(w->buf, w->len, why, sizeof(why)) != 0) {
+	if (w->kind != WRITE_CANCEL &&
+	    jsontext_check(w->data.buf, w->data.len, why, sizeof(why)) != 0) {
 		snprintf(msg, sizeof(msg), "the bytes written are not JSON (%s); nothing was sent",
 		         why);
 		return local_failure(e, call, what, EINVAL, msg);
@@ -292,13 +270,13 @@ act(struct wfile *w, struct api *api, struct model_thread *out, struct http_erro
 	case WRITE_NEW: {
 		struct api_create rq = {.script_name = w->script,
 		                        .version = w->version,
-		                        .input_json = w->buf,
+		                        .input_json = w->data.buf,
 		                        .load_env = w->load_env};
 
 		return api_create_thread(api, &rq, out, e);
 	}
 	case WRITE_RESUME:
-		return api_resume_thread(api, w->thread, w->buf, out, e);
+		return api_resume_thread(api, w->thread, w->data.buf, out, e);
 	case WRITE_CANCEL:
 		return api_cancel_thread(api, w->thread, out, e);
 	}
@@ -323,9 +301,9 @@ wfile_flush(struct wfile *w, struct api *api, struct errlog *log, struct model_t
 		pthread_mutex_unlock(&w->lock);
 		return -EFBIG;
 	}
-	if (w->state == W_DONE || w->len == 0 || !w->changed) {
+	if (w->state == W_DONE || w->data.len == 0 || !w->changed) {
 		/* done, nothing to send, or nothing new since a failed attempt */
-		rc = w->state == W_DONE || w->len == 0 ? 0 : w->last_rc;
+		rc = w->state == W_DONE || w->data.len == 0 ? 0 : w->last_rc;
 		pthread_mutex_unlock(&w->lock);
 		return rc;
 	}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dynbuf.h"
 #include "listing.h"
 #include "jsonload.h"
 #include "jsontext.h"
@@ -35,52 +36,40 @@ read_wait(int fd)
 	return -EINTR;
 }
 
-/* Reads all of fd, at most max bytes; -EINTR after a signal. */
+/* Reads all of fd, at most max bytes (-EFBIG past them); -EINTR after a
+ * signal. */
 static int
 read_fd(int fd, size_t max, char **out, size_t *outlen)
 {
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap + 1), *nb;
+	struct dynbuf b;
+	char chunk[16384];
+	int rc = 0;
 
-	if (buf == NULL)
-		return -ENOMEM;
+	dynbuf_init(&b, max);
 	for (;;) {
 		ssize_t n;
 
-		if (len == cap) {
-			if (cap >= max + 1) {
-				free(buf);
-				return -EFBIG;
-			}
-			cap *= 2;
-			if ((nb = realloc(buf, cap + 1)) == NULL) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
 		if (read_wait(fd) != 0) {
-			free(buf);
-			return -EINTR;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			free(buf);
-			return -errno;
-		}
-		if (n == 0)
+			rc = -EINTR;
 			break;
-		len += (size_t)n;
+		}
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0 || (rc = dynbuf_add(&b, chunk, (size_t)n)) != 0)
+			break;
 	}
-	if (len > max) {
-		free(buf);
-		return -EFBIG;
+	if (rc == 0 && b.buf == NULL)
+		rc = dynbuf_add(&b, "", 0); /* nothing read: an empty string */
+	if (rc != 0) {
+		dynbuf_free(&b);
+		return rc;
 	}
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
+	*out = dynbuf_take(&b, outlen);
 	return 0;
 }
 
