@@ -27,10 +27,12 @@ wrong bytes, a short read, a size that is not the output's, a name listed
 twice, a create or an answer the API does not show once the faults are
 cleared, a hang, a daemon that died, a secret in any output, a sanitizer
 report, and an RSS or a count of open descriptors that still grows in the
-second half of the run (the slope of a line fitted to it).
+second half of the run (the slope of a line fitted to it), and the heap in
+use (heap_bytes of .scriptumfs/stats: what a leak grows, where RSS also
+counts what the allocator keeps) likewise.
 
 It prints the operations done, bytes verified, errors by errno, and the
-daemon's RSS and descriptors at each sample (every minute; more often in a
+daemon's RSS, heap and descriptors at each sample (every minute; more often in a
 short run), and exits 1 on any failure.
 """
 
@@ -74,7 +76,7 @@ class Soak:
         self.bytes_verified = 0
         self.inflight = {}  # op number -> (what, start)
         self.op_seq = 0
-        self.samples = []  # (seconds, rss KiB, fds, threads)
+        self.samples = []  # (seconds, rss KiB, fds, threads, heap KiB)
         self.faults_set = collections.Counter()
         self.restarts = 0
         self.rotations = 0
@@ -565,13 +567,27 @@ class Soak:
         except (OSError, StopIteration):
             self.fail("the daemon is gone")
             return False
-        self.samples.append((time.monotonic() - t0, rss, fds, nthreads))
-        print(f"soak: {self.samples[-1][0]:6.0f} s  rss {rss / 1024:7.1f} MiB  fds {fds:3d}  "
-              f"threads {nthreads:3d}  "
+        heap = self.heap_kib()
+        self.samples.append((time.monotonic() - t0, rss, fds, nthreads, heap))
+        print(f"soak: {self.samples[-1][0]:6.0f} s  rss {rss / 1024:7.1f} MiB  "
+              f"heap {heap / 1024:6.1f} MiB  fds {fds:3d}  threads {nthreads:3d}  "
               f"ops {sum(self.ops.values()):6d}  verified "
               f"{self.bytes_verified / MiB:8.1f} MiB  errors {sum(self.errors.values())}",
               flush=True)
         return True
+
+    def heap_kib(self):
+        """The daemon's heap in use (.scriptumfs/stats, heap_bytes), in KiB;
+        the last one known when the file cannot be read now (under faults
+        it can fail like any other)."""
+        try:
+            with open(self.path(".scriptumfs", "stats")) as f:
+                for ln in f:
+                    if ln.startswith("heap_bytes "):
+                        return int(ln.split()[1]) // 1024
+        except (OSError, ValueError):
+            pass
+        return self.samples[-1][4] if self.samples else 0
 
     def hangs(self):
         now = time.monotonic()
@@ -598,8 +614,12 @@ def growth(soak, a):
         return []
     span = half[-1][0] - half[0][0]
     out = []
-    rss = slope([(t, r) for t, r, _, _ in half]) * span / 1024
-    fds = slope([(t, f) for t, _, f, _ in half]) * span
+    rss = slope([(t, r) for t, r, _, _, _ in half]) * span / 1024
+    heap = slope([(t, h) for t, _, _, _, h in half]) * span / 1024
+    fds = slope([(t, f) for t, _, f, _, _ in half]) * span
+    if heap > a.heap_slack_mib:
+        out.append(f"the heap in use grew {heap:.1f} MiB over the second half ({span:.0f} s; "
+                   f"slack {a.heap_slack_mib} MiB)")
     if rss > a.rss_slack_mib:
         out.append(f"RSS grew {rss:.1f} MiB over the second half ({span:.0f} s; "
                    f"slack {a.rss_slack_mib} MiB)")
@@ -676,6 +696,9 @@ def main(argv=None):
     ap.add_argument("--rotate-every", type=float, default=40)
     ap.add_argument("--rss-slack-mib", type=float, default=24,
                     help="RSS growth over the second half that is not a failure")
+    ap.add_argument("--heap-slack-mib", type=float, default=12,
+                    help="growth of the heap in use over the second half that is not a "
+                         "failure")
     ap.add_argument("--fd-slack", type=float, default=6)
     a = ap.parse_args(argv)
     every = a.sample_every or min(60.0, max(2.0, a.seconds / 12))
@@ -752,8 +775,9 @@ def report(soak, took):
     print("  faults: " + ", ".join(f"{k} {v}" for k, v in sorted(soak.faults_set.items())))
     print("  errors: " + (", ".join(f"{k} {v}" for k, v in sorted(soak.errors.items()))
                           or "none"))
-    print("  samples (s, RSS MiB, fds, threads): " +
-          ", ".join(f"{t:.0f} {r / 1024:.1f} {f} {n}" for t, r, f, n in soak.samples))
+    print("  samples (s, RSS MiB, heap MiB, fds, threads): " +
+          ", ".join(f"{t:.0f} {r / 1024:.1f} {h / 1024:.1f} {f} {n}"
+                    for t, r, f, n, h in soak.samples))
     print("  " + harness.SECRETS.summary())
     stats = dict(ln.split(None, 1) for ln in soak.meta.get("stats", "").splitlines()
                  if " " in ln)

@@ -69,6 +69,11 @@ def test_stats_is_non_empty_text(emu, fs):
     assert all(c.isprintable() or c in "\n\t" for c in text)
     res = run_cmd(["cat", fs(".scriptumfs", "stats")], check=True)
     assert res.stdout.strip()
+    # one "name value" a line, every value a count; the heap in use is one
+    values = dict(ln.split(" ") for ln in text.splitlines())
+    assert all(v.isdigit() for v in values.values()), values
+    assert int(values["heap_bytes"]) > 0
+    assert int(values["payload_downloads"]) >= 1
 
 
 def test_config_shows_the_endpoint_and_never_the_token(emu, fs):
