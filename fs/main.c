@@ -413,7 +413,7 @@ resolve_config(const struct opts *o, struct config **out)
  * service), the error log, the records, the metadata and the payloads.
  * On failure, what was made is left in m for layers_free(). */
 static int
-layers_new(struct fsm *m, const struct config *cfg)
+layers_new(struct mount *m, const struct config *cfg)
 {
 	struct http_options ho;
 	struct payloads_options po = {0};
@@ -451,7 +451,7 @@ layers_new(struct fsm *m, const struct config *cfg)
 }
 
 static void
-layers_free(struct fsm *m)
+layers_free(struct mount *m)
 {
 	payloads_free(m->payloads);
 	meta_free(m->meta);
@@ -465,7 +465,7 @@ layers_free(struct fsm *m)
 /* Serves the mounted session until it is unmounted or signalled; the exit
  * status. */
 static int
-serve(struct fuse_session *se, struct fsm *m, const struct fuse_cmdline_opts *cmd)
+serve(struct fuse_session *se, struct mount *m, const struct fuse_cmdline_opts *cmd)
 {
 	struct fuse_loop_config *loop;
 	struct reaper *reaper;
@@ -501,7 +501,7 @@ main(int argc, char *argv[])
 	struct fuse_session *se;
 	struct opts o = {0};
 	struct config *cfg = NULL;
-	struct fsm m = {0};
+	struct mount m = {0};
 	char *cache_dir = NULL;
 	int ret;
 

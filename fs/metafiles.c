@@ -33,7 +33,7 @@ heap_in_use(void)
 }
 
 static int
-render_stats(struct fsm *m, char **out, size_t *len)
+render_stats(struct mount *m, char **out, size_t *len)
 {
 	struct http_stats hs;
 	struct meta_stats ms;
@@ -81,7 +81,7 @@ render_stats(struct fsm *m, char **out, size_t *len)
 }
 
 int
-metafile_render(struct fsm *m, uint64_t ino, char **out, size_t *len)
+metafile_render(struct mount *m, uint64_t ino, char **out, size_t *len)
 {
 	switch (ino) {
 	case INO_META_ERRORS:

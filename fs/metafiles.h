@@ -7,11 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct fsm;
+struct mount;
 
 /* The bytes of .scriptumfs/ file ino (INO_META_ERRORS, _STATS or _CONFIG)
  * as they are now, a new string in *out (free() it) of *len bytes: 0,
  * -ENOENT for another inode, or -ENOMEM. */
-int metafile_render(struct fsm *m, uint64_t ino, char **out, size_t *len);
+int metafile_render(struct mount *m, uint64_t ino, char **out, size_t *len);
 
 #endif

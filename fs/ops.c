@@ -40,10 +40,10 @@ reply_err(fuse_req_t req, int rc)
 	fuse_reply_err(req, -rc);
 }
 
-static struct fsm *
+static struct mount *
 fsm_of(fuse_req_t req)
 {
-	struct fsm *m = fuse_req_userdata(req);
+	struct mount *m = fuse_req_userdata(req);
 
 	atomic_fetch_add(&m->requests, 1);
 	return m;
@@ -88,7 +88,7 @@ fill_param(struct fuse_entry_param *p, const struct tree_entry *e)
 static void
 op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	struct fuse_entry_param p;
 	struct tree_entry e;
 	int rc = tree_lookup(m, parent, name, &e);
@@ -112,7 +112,7 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void
 op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 
 	recs_forget(m->recs, ino, nlookup);
 	fuse_reply_none(req);
@@ -121,7 +121,7 @@ op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 static void
 op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 
 	for (size_t i = 0; i < count; i++)
 		recs_forget(m->recs, forgets[i].ino, forgets[i].nlookup);
@@ -131,7 +131,7 @@ op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 static void
 op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	struct stat st;
 	double timeout;
 	int rc;
@@ -146,7 +146,7 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	struct stat st;
 	double timeout;
 	int rc;
@@ -178,7 +178,7 @@ op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct
 static void
 op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	char buf[1200];
 	int rc;
 
@@ -191,7 +191,7 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void
 op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	struct tree_dir *d;
 	int rc;
 
@@ -207,7 +207,7 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	struct tree_dir *d = (struct tree_dir *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	size_t used = 0;
@@ -266,7 +266,7 @@ op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fu
 static void
 op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 
 	(void)ino;
 	tree_closedir(m, (struct tree_dir *)(uintptr_t)fi->fh);
@@ -276,7 +276,7 @@ op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	struct tree_open_flags how;
 	struct tree_file *f;
 	int rc;
@@ -324,7 +324,7 @@ on_interrupt(fuse_req_t req, void *data)
 static void
 op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	struct tree_file *f = (struct tree_file *)(uintptr_t)fi->fh;
 	struct payload_where w;
 	char *buf;
@@ -364,7 +364,7 @@ static void
 op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
          struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 	ssize_t n;
 
 	(void)ino;
@@ -378,7 +378,7 @@ op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 static void
 op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 
 	(void)ino;
 	reply_err(req, tree_flush(m, (struct tree_file *)(uintptr_t)fi->fh));
@@ -387,7 +387,7 @@ op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fsm *m = fsm_of(req);
+	struct mount *m = fsm_of(req);
 
 	(void)ino;
 	tree_release(m, (struct tree_file *)(uintptr_t)fi->fh);

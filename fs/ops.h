@@ -1,6 +1,6 @@
 /*
  * The FUSE low-level operation table of scriptumfs (ops.c). The session's
- * userdata is the struct fsm of tree.h.
+ * userdata is the struct mount of tree.h.
  */
 #ifndef SCRIPTUMFS_OPS_H
 #define SCRIPTUMFS_OPS_H

@@ -21,7 +21,7 @@
 #define REAP_BATCH    4096
 
 struct reaper {
-	struct fsm *m;
+	struct mount *m;
 	struct fuse_session *se;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -72,7 +72,7 @@ run(void *arg)
 }
 
 struct reaper *
-reaper_start(struct fsm *m, void *se)
+reaper_start(struct mount *m, void *se)
 {
 	struct reaper *r = calloc(1, sizeof(*r));
 

@@ -8,12 +8,12 @@
 #ifndef SCRIPTUMFS_REAP_H
 #define SCRIPTUMFS_REAP_H
 
-struct fsm;
+struct mount;
 struct reaper;
 
 /* Starts the reaper's thread; se is the struct fuse_session. NULL when it
  * cannot be started. */
-struct reaper *reaper_start(struct fsm *m, void *se);
+struct reaper *reaper_start(struct mount *m, void *se);
 
 /* Stops it and waits. NULL is fine. */
 void reaper_stop(struct reaper *r);

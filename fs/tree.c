@@ -75,7 +75,7 @@ static const struct name_local meta_files[] = {
 /* ---- attributes ---- */
 
 static void
-attr(const struct fsm *m, struct stat *st, uint64_t ino, mode_t mode, uint64_t size,
+attr(const struct mount *m, struct stat *st, uint64_t ino, mode_t mode, uint64_t size,
      int64_t time_ms)
 {
 	memset(st, 0, sizeof(*st));
@@ -95,7 +95,7 @@ attr(const struct fsm *m, struct stat *st, uint64_t ino, mode_t mode, uint64_t s
 }
 
 static double
-ttl_for(const struct fsm *m, bool final)
+ttl_for(const struct mount *m, bool final)
 {
 	return final ? FS_TERMINAL_TTL : (double)m->opt.running_ttl_ms / 1000.0;
 }
@@ -179,7 +179,7 @@ step_has(const struct model_step_detail *d, unsigned sub)
 
 /* The bytes of a thread's small file, and whether they are final. */
 static int
-render_thread_file(struct fsm *m, const char *id, unsigned local, char **out, size_t *len,
+render_thread_file(struct mount *m, const char *id, unsigned local, char **out, size_t *len,
                    bool *final)
 {
 	struct model_thread t;
@@ -224,7 +224,7 @@ render_thread_file(struct fsm *m, const char *id, unsigned local, char **out, si
 }
 
 static int
-render_step_file(struct fsm *m, const char *id, const char *path, unsigned sub, char **out,
+render_step_file(struct mount *m, const char *id, const char *path, unsigned sub, char **out,
                  size_t *len, bool *final)
 {
 	struct model_step_detail d;
@@ -253,7 +253,7 @@ render_step_file(struct fsm *m, const char *id, const char *path, unsigned sub, 
 
 /* A record-based inode's record, or -ENOENT. */
 static int
-rec_of(struct fsm *m, uint64_t ino, enum rec_kind kind, struct rec **out)
+rec_of(struct mount *m, uint64_t ino, enum rec_kind kind, struct rec **out)
 {
 	if (ino_kind(ino) != kind || (*out = recs_by_ino(m->recs, ino)) == NULL)
 		return -ENOENT;
@@ -262,7 +262,7 @@ rec_of(struct fsm *m, uint64_t ino, enum rec_kind kind, struct rec **out)
 
 /* A step inode's path. */
 static int
-step_of(struct fsm *m, struct rec *r, uint32_t local, char *path, size_t len)
+step_of(struct mount *m, struct rec *r, uint32_t local, char *path, size_t len)
 {
 	uint32_t i = (local - INO_THR_STEP_BASE) / 8;
 
@@ -272,7 +272,7 @@ step_of(struct fsm *m, struct rec *r, uint32_t local, char *path, size_t len)
 /* ---- entries ---- */
 
 static void
-entry_fixed(struct fsm *m, struct tree_entry *e, uint64_t ino, mode_t mode, uint64_t size)
+entry_fixed(struct mount *m, struct tree_entry *e, uint64_t ino, mode_t mode, uint64_t size)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
@@ -282,7 +282,7 @@ entry_fixed(struct fsm *m, struct tree_entry *e, uint64_t ino, mode_t mode, uint
 
 /* An entry inside a record: the kernel's lookup is counted. */
 static void
-entry_rec(struct fsm *m, struct tree_entry *e, struct rec *r, uint32_t local)
+entry_rec(struct mount *m, struct tree_entry *e, struct rec *r, uint32_t local)
 {
 	e->ino = ino_make(r->kind, r->slot, local);
 	e->generation = r->generation;
@@ -292,7 +292,7 @@ entry_rec(struct fsm *m, struct tree_entry *e, struct rec *r, uint32_t local)
 
 /* Attributes of the thread-record inode local, given its thread. */
 static int
-thread_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, double *timeout)
+thread_attr(struct mount *m, struct rec *r, uint32_t local, struct stat *st, double *timeout)
 {
 	const char *id = r->name;
 	uint64_t ino = ino_make(REC_THREAD, r->slot, local);
@@ -392,7 +392,7 @@ out:
 }
 
 static int
-script_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, double *timeout)
+script_attr(struct mount *m, struct rec *r, uint32_t local, struct stat *st, double *timeout)
 {
 	uint64_t ino = ino_make(REC_SCRIPT, r->slot, local);
 
@@ -407,7 +407,7 @@ script_attr(struct fsm *m, struct rec *r, uint32_t local, struct stat *st, doubl
 }
 
 int
-tree_getattr(struct fsm *m, uint64_t ino, struct stat *st, double *timeout)
+tree_getattr(struct mount *m, uint64_t ino, struct stat *st, double *timeout)
 {
 	struct rec *r;
 	int rc;
@@ -450,7 +450,7 @@ negative(struct tree_entry *e)
 
 /* A record's inode as an entry: its attributes and the lookup. */
 static int
-rec_entry(struct fsm *m, struct rec *r, uint32_t local, struct tree_entry *e)
+rec_entry(struct mount *m, struct rec *r, uint32_t local, struct tree_entry *e)
 {
 	double timeout;
 	int rc;
@@ -469,7 +469,7 @@ rec_entry(struct fsm *m, struct rec *r, uint32_t local, struct tree_entry *e)
 
 /* A thread named in a path: it must exist. */
 static int
-thread_named(struct fsm *m, const char *id, struct rec **out)
+thread_named(struct mount *m, const char *id, struct rec **out)
 {
 	struct model_thread t;
 	int rc;
@@ -483,7 +483,7 @@ thread_named(struct fsm *m, const char *id, struct rec **out)
 }
 
 static int
-lookup_thread_child(struct fsm *m, struct rec *r, uint32_t local, const char *name,
+lookup_thread_child(struct mount *m, struct rec *r, uint32_t local, const char *name,
                     struct tree_entry *e)
 {
 	if (local == INO_THR_DIR) {
@@ -526,7 +526,7 @@ status_of_dir(uint64_t ino)
 
 /* The newest thread of a script, or -ENOENT when it has none. */
 static int
-latest_of(struct fsm *m, const char *script, char **id)
+latest_of(struct mount *m, const char *script, char **id)
 {
 	struct api_list q = {.page_size = 1, .script_name = script};
 	struct model_thread_list l;
@@ -549,7 +549,7 @@ latest_of(struct fsm *m, const char *script, char **id)
 
 /* Whether script has version n. */
 static int
-has_version(struct fsm *m, const char *script, int64_t n)
+has_version(struct mount *m, const char *script, int64_t n)
 {
 	struct model_version_list l;
 	struct http_error he;
@@ -584,7 +584,7 @@ version_name(const char *name)
 }
 
 static int
-lookup_script_child(struct fsm *m, struct rec *r, uint32_t local, const char *name,
+lookup_script_child(struct mount *m, struct rec *r, uint32_t local, const char *name,
                     struct tree_entry *e)
 {
 	static const struct name_local script_files[] = {
@@ -651,7 +651,7 @@ lookup_script_child(struct fsm *m, struct rec *r, uint32_t local, const char *na
 }
 
 int
-tree_lookup(struct fsm *m, uint64_t parent, const char *name, struct tree_entry *e)
+tree_lookup(struct mount *m, uint64_t parent, const char *name, struct tree_entry *e)
 {
 	struct rec *r;
 	int rc;
@@ -743,7 +743,7 @@ tree_lookup(struct fsm *m, uint64_t parent, const char *name, struct tree_entry 
 }
 
 int
-tree_readlink(struct fsm *m, uint64_t ino, char *buf, size_t len)
+tree_readlink(struct mount *m, uint64_t ino, char *buf, size_t len)
 {
 	struct rec *r;
 	int rc;
@@ -858,7 +858,7 @@ dir_add(struct tree_dir *d, const char *name, const struct tree_entry *e, struct
 }
 
 static int
-dir_add_fixed(struct fsm *m, struct tree_dir *d, const char *name, uint64_t ino, mode_t mode)
+dir_add_fixed(struct mount *m, struct tree_dir *d, const char *name, uint64_t ino, mode_t mode)
 {
 	struct tree_entry e;
 
@@ -869,7 +869,7 @@ dir_add_fixed(struct fsm *m, struct tree_dir *d, const char *name, uint64_t ino,
 /* An entry of a record: attributes now, the lookup counted if the kernel
  * takes it (tree_dir_taken). The handle keeps the reference. */
 static int
-dir_add_rec(struct fsm *m, struct tree_dir *d, const char *name, struct rec *r, uint32_t local,
+dir_add_rec(struct mount *m, struct tree_dir *d, const char *name, struct rec *r, uint32_t local,
             const struct stat *st, double timeout)
 {
 	struct tree_entry e;
@@ -889,7 +889,8 @@ dir_add_rec(struct fsm *m, struct tree_dir *d, const char *name, struct rec *r, 
 /* The same, with attributes worked out by getattr's rules; an entry that
  * turns out not to exist is left out. */
 static int
-dir_add_rec_attr(struct fsm *m, struct tree_dir *d, const char *name, struct rec *r, uint32_t local)
+dir_add_rec_attr(struct mount *m, struct tree_dir *d, const char *name, struct rec *r,
+                 uint32_t local)
 {
 	struct stat st;
 	double timeout;
@@ -908,7 +909,7 @@ dir_add_rec_attr(struct fsm *m, struct tree_dir *d, const char *name, struct rec
 }
 
 static int
-fill_thread_dir(struct fsm *m, struct tree_dir *d, struct rec *r)
+fill_thread_dir(struct mount *m, struct tree_dir *d, struct rec *r)
 {
 	int rc = 0;
 
@@ -925,7 +926,7 @@ path_order(const void *a, const void *b)
 }
 
 static int
-fill_steps_dir(struct fsm *m, struct tree_dir *d, struct rec *r)
+fill_steps_dir(struct mount *m, struct tree_dir *d, struct rec *r)
 {
 	struct model_result res;
 	bool final;
@@ -960,7 +961,7 @@ fill_steps_dir(struct fsm *m, struct tree_dir *d, struct rec *r)
 }
 
 static int
-fill_step_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local)
+fill_step_dir(struct mount *m, struct tree_dir *d, struct rec *r, uint32_t local)
 {
 	int rc = 0;
 
@@ -972,7 +973,7 @@ fill_step_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local)
 }
 
 static int
-fill_script_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local)
+fill_script_dir(struct mount *m, struct tree_dir *d, struct rec *r, uint32_t local)
 {
 	int rc = 0;
 
@@ -1030,7 +1031,7 @@ fill_script_dir(struct fsm *m, struct tree_dir *d, struct rec *r, uint32_t local
 }
 
 int
-tree_opendir(struct fsm *m, uint64_t ino, struct tree_dir **out)
+tree_opendir(struct mount *m, uint64_t ino, struct tree_dir **out)
 {
 	struct tree_dir *d = calloc(1, sizeof(*d));
 	struct rec *r = NULL;
@@ -1122,7 +1123,7 @@ fail:
 }
 
 void
-tree_closedir(struct fsm *m, struct tree_dir *d)
+tree_closedir(struct mount *m, struct tree_dir *d)
 {
 	if (d == NULL)
 		return;
@@ -1146,7 +1147,7 @@ tree_closedir(struct fsm *m, struct tree_dir *d)
  * rules allow) are its ceiling; scripts/ has the listing's own.
  */
 static int
-dir_listing(struct fsm *m, struct tree_dir *d)
+dir_listing(struct mount *m, struct tree_dir *d)
 {
 	size_t pages = (size_t)m->opt.list_limit + LISTING_MAX_EMPTY;
 
@@ -1159,7 +1160,7 @@ dir_listing(struct fsm *m, struct tree_dir *d)
 
 /* The next page of scripts/. */
 static int
-dir_more_scripts(struct fsm *m, struct tree_dir *d)
+dir_more_scripts(struct mount *m, struct tree_dir *d)
 {
 	struct model_script_list l;
 	struct http_error he;
@@ -1191,7 +1192,7 @@ dir_more_scripts(struct fsm *m, struct tree_dir *d)
 
 /* One thread of a listing of threads, as d shows it. */
 static int
-dir_add_thread(struct fsm *m, struct tree_dir *d, const struct model_thread *t)
+dir_add_thread(struct mount *m, struct tree_dir *d, const struct model_thread *t)
 {
 	bool final = model_thread_terminal(t->status);
 	uint32_t local;
@@ -1218,7 +1219,7 @@ dir_add_thread(struct fsm *m, struct tree_dir *d, const struct model_thread *t)
 
 /* The next page of a listing. */
 static int
-dir_more(struct fsm *m, struct tree_dir *d)
+dir_more(struct mount *m, struct tree_dir *d)
 {
 	unsigned limit = m->opt.list_limit;
 	struct api_list q = {.page_size = 1000};
@@ -1249,7 +1250,8 @@ dir_more(struct fsm *m, struct tree_dir *d)
 }
 
 int
-tree_dir_entry(struct fsm *m, struct tree_dir *d, size_t i, const char **name, struct tree_entry *e)
+tree_dir_entry(struct mount *m, struct tree_dir *d, size_t i, const char **name,
+               struct tree_entry *e)
 {
 	int rc = 0;
 
@@ -1267,7 +1269,7 @@ tree_dir_entry(struct fsm *m, struct tree_dir *d, size_t i, const char **name, s
 }
 
 void
-tree_dir_taken(struct fsm *m, struct tree_dir *d, size_t i)
+tree_dir_taken(struct mount *m, struct tree_dir *d, size_t i)
 {
 	pthread_mutex_lock(&d->lock);
 	if (i < d->n && d->ents[i].rec != NULL)
@@ -1307,7 +1309,7 @@ file_buf(struct tree_file *f, char *data, size_t len)
 }
 
 static int
-open_script_json(struct fsm *m, const char *name, struct tree_file *f)
+open_script_json(struct mount *m, const char *name, struct tree_file *f)
 {
 	struct model_script s;
 	struct http_error he;
@@ -1345,7 +1347,7 @@ open_write(struct tree_file *f, const struct wfile_target *t)
 }
 
 static int
-open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct tree_file *f,
+open_thread_file(struct mount *m, struct rec *r, uint32_t local, int flags, struct tree_file *f,
                  struct tree_open_flags *how)
 {
 	bool writing = (flags & O_ACCMODE) != O_RDONLY;
@@ -1448,7 +1450,7 @@ open_thread_file(struct fsm *m, struct rec *r, uint32_t local, int flags, struct
 }
 
 int
-tree_open(struct fsm *m, uint64_t ino, int flags, struct tree_file **out,
+tree_open(struct mount *m, uint64_t ino, int flags, struct tree_file **out,
           struct tree_open_flags *how)
 {
 	struct tree_file *f = calloc(1, sizeof(*f));
@@ -1506,7 +1508,7 @@ tree_open(struct fsm *m, uint64_t ino, int flags, struct tree_file **out,
 }
 
 void
-tree_release(struct fsm *m, struct tree_file *f)
+tree_release(struct mount *m, struct tree_file *f)
 {
 	if (f == NULL)
 		return;
@@ -1521,7 +1523,7 @@ tree_release(struct fsm *m, struct tree_file *f)
 }
 
 ssize_t
-tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off,
+tree_read(struct mount *m, struct tree_file *f, void *buf, size_t len, off_t off,
           struct payload_where *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -1555,7 +1557,7 @@ tree_interrupt(struct tree_file *f)
 }
 
 ssize_t
-tree_write(struct fsm *m, struct tree_file *f, const void *buf, size_t len, off_t off)
+tree_write(struct mount *m, struct tree_file *f, const void *buf, size_t len, off_t off)
 {
 	(void)m;
 	if (f->kind != F_WRITE)
@@ -1564,7 +1566,7 @@ tree_write(struct fsm *m, struct tree_file *f, const void *buf, size_t len, off_
 }
 
 int
-tree_flush(struct fsm *m, struct tree_file *f)
+tree_flush(struct mount *m, struct tree_file *f)
 {
 	struct model_thread t;
 	bool made = false;
@@ -1585,7 +1587,7 @@ tree_flush(struct fsm *m, struct tree_file *f)
 }
 
 int
-tree_truncate(struct fsm *m, struct tree_file *f, off_t size)
+tree_truncate(struct mount *m, struct tree_file *f, off_t size)
 {
 	(void)m;
 	if (f == NULL || f->kind != F_WRITE)
@@ -1594,7 +1596,7 @@ tree_truncate(struct fsm *m, struct tree_file *f, off_t size)
 }
 
 void
-tree_close_all(struct fsm *m)
+tree_close_all(struct mount *m)
 {
 	while (m->files != NULL)
 		tree_release(m, m->files);

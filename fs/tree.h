@@ -25,7 +25,7 @@ struct tree_file;
 struct tree_dir;
 
 /* The mount: everything a request may need. Made by main.c. */
-struct fsm {
+struct mount {
 	struct fs_options opt;
 	struct api *api;
 	struct meta *meta;
@@ -55,13 +55,13 @@ struct tree_entry {
  * record's count is taken), or -ENOENT (e->entry_timeout says how long the
  * kernel may remember that), or another -errno (the API failed).
  */
-int tree_lookup(struct fsm *m, uint64_t parent, const char *name, struct tree_entry *e);
+int tree_lookup(struct mount *m, uint64_t parent, const char *name, struct tree_entry *e);
 
 /* Attributes of ino; *timeout for how long they may be kept. */
-int tree_getattr(struct fsm *m, uint64_t ino, struct stat *st, double *timeout);
+int tree_getattr(struct mount *m, uint64_t ino, struct stat *st, double *timeout);
 
 /* A symlink's target, NUL-terminated in buf. */
-int tree_readlink(struct fsm *m, uint64_t ino, char *buf, size_t len);
+int tree_readlink(struct mount *m, uint64_t ino, char *buf, size_t len);
 
 /* ---- directories ---- */
 
@@ -70,19 +70,19 @@ struct tree_dir;
 /* Opens a directory for reading: listings are fetched as the reader gets
  * to them (threads/ page by page) and kept in the handle, so offsets stay
  * stable. */
-int tree_opendir(struct fsm *m, uint64_t ino, struct tree_dir **out);
-void tree_closedir(struct fsm *m, struct tree_dir *d);
+int tree_opendir(struct mount *m, uint64_t ino, struct tree_dir **out);
+void tree_closedir(struct mount *m, struct tree_dir *d);
 
 /*
  * Entry number i of d (0 and 1 are "." and ".."). 0 and *name (owned by
  * d) and *e (attributes; with plus, a lookup is taken when the caller
  * calls tree_dir_taken()), 1 at the end, or -errno.
  */
-int tree_dir_entry(struct fsm *m, struct tree_dir *d, size_t i, const char **name,
+int tree_dir_entry(struct mount *m, struct tree_dir *d, size_t i, const char **name,
                    struct tree_entry *e);
 
 /* The kernel got entry i with its attributes (readdirplus): count it. */
-void tree_dir_taken(struct fsm *m, struct tree_dir *d, size_t i);
+void tree_dir_taken(struct mount *m, struct tree_dir *d, size_t i);
 
 /* ---- files ---- */
 
@@ -95,9 +95,9 @@ struct tree_open_flags {
 	bool nonseekable;
 };
 
-int tree_open(struct fsm *m, uint64_t ino, int flags, struct tree_file **out,
+int tree_open(struct mount *m, uint64_t ino, int flags, struct tree_file **out,
               struct tree_open_flags *how);
-void tree_release(struct fsm *m, struct tree_file *f);
+void tree_release(struct mount *m, struct tree_file *f);
 
 /* Reads at off into buf: bytes read (short only at the end) or -errno.
  * *cancelled may be set from another thread (a FUSE interrupt) with
@@ -105,16 +105,16 @@ void tree_release(struct fsm *m, struct tree_file *f);
  * they are instead (see payload_read_at()): in a cache file (w->fd >= 0) or
  * in memory (w->n > 0, held until payload_done(w), which needs f no more:
  * once the reply is out the kernel may release the file). */
-ssize_t tree_read(struct fsm *m, struct tree_file *f, void *buf, size_t len, off_t off,
+ssize_t tree_read(struct mount *m, struct tree_file *f, void *buf, size_t len, off_t off,
                   struct payload_where *w);
 void tree_interrupt(struct tree_file *f);
 
-ssize_t tree_write(struct fsm *m, struct tree_file *f, const void *buf, size_t len, off_t off);
-int tree_flush(struct fsm *m, struct tree_file *f);
-int tree_truncate(struct fsm *m, struct tree_file *f, off_t size);
+ssize_t tree_write(struct mount *m, struct tree_file *f, const void *buf, size_t len, off_t off);
+int tree_flush(struct mount *m, struct tree_file *f);
+int tree_truncate(struct mount *m, struct tree_file *f, off_t size);
 
 /* Closes every file and directory still open: after the session ends, the
  * kernel sends no release for what was open when it was cut off. */
-void tree_close_all(struct fsm *m);
+void tree_close_all(struct mount *m);
 
 #endif

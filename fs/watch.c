@@ -44,7 +44,7 @@ struct watch {
 };
 
 struct watches {
-	struct fsm *m;
+	struct mount *m;
 	struct fuse_session *se;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* an event came, or a watch ended */
@@ -54,7 +54,7 @@ struct watches {
 };
 
 struct watches *
-watches_new(struct fsm *m, void *se)
+watches_new(struct mount *m, void *se)
 {
 	struct watches *w = calloc(1, sizeof(*w));
 

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct fsm;
+struct mount;
 struct watches;
 
 /* How many threads may be followed at once, and how long a watch is kept
@@ -25,7 +25,7 @@ struct watches;
 
 /* se: the FUSE session for invalidations (a struct fuse_session *, or NULL
  * in tests). */
-struct watches *watches_new(struct fsm *m, void *se);
+struct watches *watches_new(struct mount *m, void *se);
 
 /* Stops every watch and waits for them. */
 void watches_free(struct watches *w);

@@ -33,7 +33,7 @@ DEBT = {
     "client/http.c": 1839,
     "client/model.c": 1952,
     "fs/payload.c": 1969,
-    "fs/tree.c": 1603,
+    "fs/tree.c": 1605,
 }
 # the sizes are checked where the rule is (fs/ and client/)
 SIZED = ("client/", "fs/")

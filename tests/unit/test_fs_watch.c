@@ -31,7 +31,7 @@
 
 struct fx {
 	struct emu *emu;
-	struct fsm m;
+	struct mount m;
 	struct watches *w;
 };
 
