@@ -267,7 +267,7 @@ struct stream {
 	int errored;
 	size_t max_chunk;
 	/* result and raw */
-	struct payload *payload;
+	struct emu_payload *payload;
 	json_t *meta;
 	uint64_t off;
 	int chunk_index;
@@ -277,7 +277,7 @@ struct stream {
 	size_t step;
 	int part; /* 0 meta, 1 input, 2 output */
 	/* watch */
-	struct watch *watch;
+	struct emu_watch *watch;
 	unsigned char *raw; /* scratch for one chunk */
 };
 
@@ -382,10 +382,10 @@ put_error(struct stream *s, int code, const char *message)
  * next chunk of p at *off (taking fields); returns whether it was the final
  * one. */
 static int
-put_chunk(struct stream *s, const char *kind, json_t *fields, const struct payload *p,
+put_chunk(struct stream *s, const char *kind, json_t *fields, const struct emu_payload *p,
           uint64_t *off, int *index)
 {
-	uint64_t size = payload_size(p);
+	uint64_t size = emu_payload_size(p);
 	size_t n = size - *off > s->max_chunk ? s->max_chunk : (size_t)(size - *off);
 	int final = *off + n == size;
 	char *text, *mark;
@@ -401,7 +401,7 @@ put_chunk(struct stream *s, const char *kind, json_t *fields, const struct paylo
 	frame_begin(s);
 	if (mark != NULL) {
 		sb_put(s, text, (size_t)(mark - text) + 1);
-		payload_read(p, *off, (char *)s->raw, n);
+		emu_payload_read(p, *off, (char *)s->raw, n);
 		sb_reserve(s, gen_b64_len(n));
 		s->len += gen_b64_encode(s->raw, n, s->buf + s->len);
 		sb_puts(s, mark + 1 + strlen(DATA_MARK));
@@ -448,7 +448,7 @@ produce_result(struct stream *s)
 static void
 produce_steps(struct stream *s)
 {
-	const struct payload *p;
+	const struct emu_payload *p;
 	json_t *fields;
 
 	if (s->step == step_stream_count(s->steps)) {
@@ -482,7 +482,7 @@ produce_watch(struct stream *s)
 {
 	for (;;) {
 		json_t *msg = NULL;
-		int rc = watch_next(s->watch, &msg, WATCH_WAIT_MS);
+		int rc = emu_watch_next(s->watch, &msg, WATCH_WAIT_MS);
 
 		if (rc > 0) {
 			put_message(s, msg);
@@ -512,10 +512,10 @@ produce_raw(struct stream *s)
 	size_t n;
 
 	sb_reserve(s, s->max_chunk);
-	n = payload_read(s->payload, s->off, s->buf + s->len, s->max_chunk);
+	n = emu_payload_read(s->payload, s->off, s->buf + s->len, s->max_chunk);
 	s->len += n;
 	s->off += n;
-	if (s->off >= payload_size(s->payload))
+	if (s->off >= emu_payload_size(s->payload))
 		s->ended = 1;
 }
 
@@ -646,10 +646,10 @@ stream_free(void *cls)
 {
 	struct stream *s = cls;
 
-	payload_free(s->payload);
+	emu_payload_free(s->payload);
 	json_decref(s->meta);
 	step_stream_free(s->steps);
-	watch_free(s->watch);
+	emu_watch_free(s->watch);
 	free(s->raw);
 	free(s->buf);
 	free(s);
@@ -1244,7 +1244,7 @@ serve_raw_output(struct MHD_Connection *c, struct req *r, const char *path)
 		stream_free(s);
 		return send_error(c, r, e.code, "%s", e.msg);
 	}
-	return send_stream(c, r, s, payload_size(s->payload));
+	return send_stream(c, r, s, emu_payload_size(s->payload));
 }
 
 static enum MHD_Result

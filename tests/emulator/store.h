@@ -65,15 +65,15 @@ int store_seed(const json_t *req, json_t **out, struct api_err *e);
  * Payloads. A payload is a snapshot of bytes that no longer change: a
  * thread's output, or a step's input or output. Reading needs no lock.
  */
-struct payload;
-void payload_free(struct payload *p);
-uint64_t payload_size(const struct payload *p);
+struct emu_payload;
+void emu_payload_free(struct emu_payload *p);
+uint64_t emu_payload_size(const struct emu_payload *p);
 /* Copies up to len bytes from offset off; returns how many. */
-size_t payload_read(const struct payload *p, uint64_t off, char *buf, size_t len);
+size_t emu_payload_read(const struct emu_payload *p, uint64_t off, char *buf, size_t len);
 
 /* The output of a thread, for StreamThreadResult and the raw output call.
  * *meta gets {threadId, status, outputTotalBytes}. */
-int store_output(const char *id, struct payload **out, json_t **meta, struct api_err *e);
+int store_output(const char *id, struct emu_payload **out, json_t **meta, struct api_err *e);
 
 /* StreamStepResult: the steps (one, or all when path is empty) of a thread. */
 struct step_stream;
@@ -83,15 +83,15 @@ size_t step_stream_count(const struct step_stream *s);
 /* The i-th step's meta (new reference), and its payloads (borrowed). */
 json_t *step_stream_meta(const struct step_stream *s, size_t i);
 const char *step_stream_path(const struct step_stream *s, size_t i);
-const struct payload *step_stream_part(const struct step_stream *s, size_t i, int output);
+const struct emu_payload *step_stream_part(const struct step_stream *s, size_t i, int output);
 void step_stream_free(struct step_stream *s);
 
 /* WatchThread (path NULL) and WatchStep. */
-struct watch;
-int store_watch(const char *id, const char *path, struct watch **out, struct api_err *e);
+struct emu_watch;
+int store_watch(const char *id, const char *path, struct emu_watch **out, struct api_err *e);
 /* The next event (new reference) in *msg: returns 1 with an event, 0 when
  * none came within wait_ms, -1 when the watch is over. */
-int watch_next(struct watch *w, json_t **msg, int wait_ms);
-void watch_free(struct watch *w);
+int emu_watch_next(struct emu_watch *w, json_t **msg, int wait_ms);
+void emu_watch_free(struct emu_watch *w);
 
 #endif
