@@ -1,7 +1,8 @@
 /*
  * The HTTP transport (libcurl): a pool of connections, the transfer loop
- * with its deadline, stall timeout and abort, retries with back-off, bearer
- * tokens, and the one place where a failed call becomes an errno.
+ * with its deadline, stall timeout and abort, retries with back-off, and
+ * the one place where a failed call becomes an errno. Bearer tokens come
+ * from auth.c (http_int.h holds what the two share).
  *
  * Connections. A client keeps idle slots, each an easy handle with a multi
  * handle of its own. A call takes a slot under the pool lock, runs its
@@ -56,6 +57,7 @@
 #include "errbuf.h"
 #include "errmap.h"
 #include "http.h"
+#include "http_int.h"
 #include "redact.h"
 
 /* An error body is only read for its message: a proxy's page past this is noise. */
@@ -63,8 +65,6 @@
 /* All of an answer's header lines: real ones need a few KiB, and curl
  * keeps every header line for curl_easy_header(), so they cost memory. */
 #define HEADERS_MAX ((size_t)256 << 10)
-/* A token endpoint's answer. */
-#define TOKEN_BODY_MAX ((size_t)64 << 10)
 /* The longest a poll waits between checks when nothing else bounds it. */
 #define POLL_MAX_MS 1000
 /* A receive buffer large enough for streams of hundreds of MiB/s. */
@@ -78,73 +78,6 @@ struct slot {
 	CURL *easy;
 	CURLM *multi;
 	struct slot *next;
-};
-
-enum auth_kind { AUTH_NONE, AUTH_STATIC, AUTH_FILE, AUTH_OAUTH };
-
-/* Where bearer tokens come from. Everything under lock. */
-struct auth {
-	enum auth_kind kind;
-	pthread_mutex_t lock;
-	pthread_cond_t cond; /* an OAuth fetch ended */
-	char *token;         /* the current token (secret), NULL until first read */
-	unsigned gen;        /* bumped whenever token changes */
-	bool stale;          /* a 401 said so: re-read or re-fetch before use */
-
-	/* AUTH_FILE: the file, and what it looked like when last read. */
-	char *path;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-
-	/* AUTH_OAUTH */
-	char *token_url;
-	char *client_id;
-	char *client_secret; /* secret; NULL when read from secret_file */
-	char *secret_file;
-	int64_t refresh_at; /* monotonic ms; 0: no expiry known, used until a 401 */
-	int64_t expires_at; /* monotonic ms; 0: unknown */
-	bool fetching;      /* one thread fetches, the others wait or use the old token */
-
-	struct redact *redact; /* the client's: every token read or fetched goes in */
-};
-
-struct http_client {
-	char *endpoint; /* without a trailing '/' */
-	char *org_id_hdr;
-	char *org_name_hdr;
-	char *ca_file;
-	char *user_agent;
-	int64_t connect_ms;
-	int64_t deadline_ms;
-	int64_t stall_ms;
-	int max_attempts;
-	int64_t backoff_base_ms;
-	int64_t backoff_max_ms;
-	size_t max_body;
-	unsigned max_idle;
-	int64_t margin_ms;
-	int64_t min_rate; /* bytes/s; 0: no floor */
-	int64_t rate_window_ms;
-
-	CURLSH *share;
-	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
-
-	pthread_mutex_t pool_lock;
-	struct slot *idle; /* a stack */
-	unsigned nidle;
-
-	struct auth auth;
-	struct redact *redact; /* owned: every secret in use, for http_redact() */
-
-	_Atomic uint64_t n_calls;
-	_Atomic uint64_t n_attempts;
-	_Atomic uint64_t n_retries;
-	_Atomic uint64_t n_connects;
-	_Atomic uint64_t n_failures;
-	_Atomic uint64_t n_received;
-	_Atomic uint64_t n_token_fetches;
 };
 
 /* A call in a transfer, registered with its abort handle so that
@@ -234,8 +167,8 @@ jitter(uint64_t n)
 	return n == UINT64_MAX ? state : state % (n + 1);
 }
 
-static void
-wipe_free(char *s)
+void
+http_wipe_free(char *s)
 {
 	if (s != NULL) {
 		explicit_bzero(s, strlen(s));
@@ -243,8 +176,8 @@ wipe_free(char *s)
 	}
 }
 
-static bool
-has_control(const char *s)
+bool
+http_has_control(const char *s)
 {
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -253,10 +186,6 @@ has_control(const char *s)
 }
 
 /* ---- errors ---- */
-
-/* A failure with no HTTP answer behind it (or none that matters). */
-static int fail(struct http_error *e, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 int
 http_error_vset(struct http_error *e, int err, int http_status, const char *fmt, va_list ap)
@@ -281,8 +210,8 @@ http_error_set(struct http_error *e, int err, int http_status, const char *fmt, 
 	return rc;
 }
 
-static int
-fail(struct http_error *e, int err, const char *fmt, ...)
+int
+http_fail(struct http_error *e, int err, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -567,105 +496,21 @@ http_options_from_config(struct http_options *o, const struct config *cfg)
 	o->min_rate_window_ms = cfg->min_rate_window_ms;
 }
 
-static bool
-set(const char *s)
+bool
+http_opt_set(const char *s)
 {
 	return s != NULL && s[0] != '\0';
 }
 
 /* A copy of s, or of NULL; false when out of memory. */
-static bool
-dup_opt(const char *s, char **out)
+bool
+http_opt_dup(const char *s, char **out)
 {
 	*out = NULL;
-	if (!set(s))
+	if (!http_opt_set(s))
 		return true;
 	*out = strdup(s);
 	return *out != NULL;
-}
-
-/* A client secret and the form it takes in a request body. */
-static int
-redact_secret(struct redact *r, const char *secret)
-{
-	char *esc;
-	int rc;
-
-	if (secret == NULL)
-		return 0;
-	if ((esc = http_escape_dup(secret)) == NULL)
-		return -ENOMEM;
-	rc = redact_add(r, REDACT_CLIENT_SECRET, secret);
-	if (rc == 0)
-		rc = redact_add(r, REDACT_CLIENT_SECRET, esc);
-	wipe_free(esc);
-	return rc;
-}
-
-static int
-auth_init(struct auth *a, const struct http_options *o, char *err, size_t errlen)
-{
-	int n = set(o->token) + set(o->token_file) + set(o->token_url);
-
-	pthread_mutex_init(&a->lock, NULL);
-	clk_cond_init(&a->cond);
-
-	if (n > 1)
-		return errbuf_set(err, errlen, -EINVAL,
-		                  "give one of token, token_file and token_url, not several");
-	if (!set(o->token_url) &&
-	    (set(o->client_id) || set(o->client_secret) || set(o->client_secret_file)))
-		return errbuf_set(err, errlen, -EINVAL, "client credentials need a token_url");
-	if (set(o->token)) {
-		if (has_control(o->token) || strchr(o->token, ' ') != NULL)
-			return errbuf_set(err, errlen, -EINVAL,
-			                  "the token holds a space or a control character");
-		a->kind = AUTH_STATIC;
-		a->token = strdup(o->token);
-		if (a->token == NULL || redact_add(a->redact, REDACT_TOKEN, a->token) != 0)
-			return errbuf_set(err, errlen, -ENOMEM, "out of memory");
-		return 0;
-	}
-	if (set(o->token_file)) {
-		a->kind = AUTH_FILE;
-		a->stale = true;
-		return dup_opt(o->token_file, &a->path)
-		           ? 0
-		           : errbuf_set(err, errlen, -ENOMEM, "out of memory");
-	}
-	if (set(o->token_url)) {
-		if (!set(o->client_id))
-			return errbuf_set(err, errlen, -EINVAL, "token_url needs a client_id");
-		if (set(o->client_secret) == set(o->client_secret_file))
-			return errbuf_set(
-			    err, errlen, -EINVAL,
-			    "token_url needs one of client_secret and client_secret_file");
-		if (strncmp(o->token_url, "http://", 7) != 0 &&
-		    strncmp(o->token_url, "https://", 8) != 0)
-			return errbuf_set(err, errlen, -EINVAL,
-			                  "token_url must be an http:// or https:// URL");
-		a->kind = AUTH_OAUTH;
-		if (!dup_opt(o->token_url, &a->token_url) ||
-		    !dup_opt(o->client_id, &a->client_id) ||
-		    !dup_opt(o->client_secret, &a->client_secret) ||
-		    !dup_opt(o->client_secret_file, &a->secret_file) ||
-		    redact_secret(a->redact, a->client_secret) != 0)
-			return errbuf_set(err, errlen, -ENOMEM, "out of memory");
-	}
-	return 0;
-}
-
-static void
-auth_free(struct auth *a)
-{
-	wipe_free(a->token);
-	free(a->path);
-	free(a->token_url);
-	free(a->client_id);
-	wipe_free(a->client_secret);
-	free(a->secret_file);
-	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->cond);
 }
 
 void
@@ -699,9 +544,9 @@ static int
 header_line(const char *name, const char *value, char **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	if (!set(value))
+	if (!http_opt_set(value))
 		return 0;
-	if (has_control(value))
+	if (http_has_control(value))
 		return errbuf_set(err, errlen, -EINVAL, "%s holds a control character", name);
 	if (asprintf(out, "%s: %s", name, value) < 0) {
 		*out = NULL;
@@ -722,13 +567,13 @@ http_client_new(const struct http_options *o, struct http_client **out, char *er
 	if (global_rc != CURLE_OK)
 		return errbuf_set(err, errlen, -ENOMEM, "libcurl: %s",
 		                  curl_easy_strerror(global_rc));
-	if (!set(o->endpoint))
+	if (!http_opt_set(o->endpoint))
 		return errbuf_set(err, errlen, -EINVAL, "no endpoint");
 	if ((strncmp(o->endpoint, "http://", 7) != 0 && strncmp(o->endpoint, "https://", 8) != 0) ||
-	    has_control(o->endpoint))
+	    http_has_control(o->endpoint))
 		return errbuf_set(err, errlen, -EINVAL,
 		                  "the endpoint must be an http:// or https:// URL");
-	if (set(o->ca_file) && access(o->ca_file, R_OK) != 0)
+	if (http_opt_set(o->ca_file) && access(o->ca_file, R_OK) != 0)
 		return errbuf_set(err, errlen, -errno, "ca_file %s: %s", o->ca_file,
 		                  strerror(errno));
 
@@ -762,8 +607,9 @@ http_client_new(const struct http_options *o, struct http_client **out, char *er
 	    o->min_rate_window_ms > 0 ? o->min_rate_window_ms : HTTP_MIN_RATE_WINDOW_MS;
 
 	rc = -ENOMEM;
-	if (!dup_opt(o->endpoint, &c->endpoint) || !dup_opt(o->ca_file, &c->ca_file) ||
-	    !dup_opt(set(o->user_agent) ? o->user_agent : "libscriptum", &c->user_agent)) {
+	if (!http_opt_dup(o->endpoint, &c->endpoint) || !http_opt_dup(o->ca_file, &c->ca_file) ||
+	    !http_opt_dup(http_opt_set(o->user_agent) ? o->user_agent : "libscriptum",
+	                  &c->user_agent)) {
 		errbuf_set(err, errlen, rc, "out of memory");
 		goto fail;
 	}
@@ -1151,15 +997,17 @@ static int
 too_large(struct http_error *e, const struct xfer *x, curl_off_t announced)
 {
 	if (x->in_headers)
-		return fail(e, EMSGSIZE,
-		            "the server's answer is too large (at least %zu bytes of headers, "
-		            "limit %zu)",
-		            x->too_big, x->limit);
+		return http_fail(e, EMSGSIZE,
+		                 "the server's answer is too large (at least %zu bytes of headers, "
+		                 "limit %zu)",
+		                 x->too_big, x->limit);
 	if (announced > 0 && (uint64_t)announced > x->limit)
-		return fail(e, EMSGSIZE, "the server's answer is too large (%lld bytes, limit %zu)",
-		            (long long)announced, x->limit);
-	return fail(e, EMSGSIZE, "the server's answer is too large (at least %zu bytes, limit %zu)",
-	            x->too_big, x->limit);
+		return http_fail(e, EMSGSIZE,
+		                 "the server's answer is too large (%lld bytes, limit %zu)",
+		                 (long long)announced, x->limit);
+	return http_fail(e, EMSGSIZE,
+	                 "the server's answer is too large (at least %zu bytes, limit %zu)",
+	                 x->too_big, x->limit);
 }
 
 /* Below the rate floor: ETIMEDOUT (exit status 8), naming the floor and
@@ -1169,10 +1017,10 @@ too_slow(struct http_error *e, const struct rate *r)
 {
 	bool secs = r->window % 1000 == 0;
 
-	return fail(e, ETIMEDOUT,
-	            "the transfer fell below %lld bytes/s (%llu bytes in the last %lld %s)",
-	            (long long)r->floor, (unsigned long long)r->moved,
-	            (long long)(secs ? r->window / 1000 : r->window), secs ? "s" : "ms");
+	return http_fail(e, ETIMEDOUT,
+	                 "the transfer fell below %lld bytes/s (%llu bytes in the last %lld %s)",
+	                 (long long)r->floor, (unsigned long long)r->moved,
+	                 (long long)(secs ? r->window / 1000 : r->window), secs ? "s" : "ms");
 }
 
 /* Whether curl gave up on a header line longer than it takes (7.88 says
@@ -1240,8 +1088,8 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 
 	hdrs = make_headers(c, rq, token, &auth_hdr);
 	if (hdrs == NULL) {
-		wipe_free(auth_hdr);
-		return fail(e, ENOMEM, "out of memory");
+		http_wipe_free(auth_hdr);
+		return http_fail(e, ENOMEM, "out of memory");
 	}
 	setup_easy(c, s->easy, &x, url, method, hdrs, deadline);
 	atomic_fetch_add(&c->n_attempts, 1);
@@ -1263,27 +1111,29 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 	/* the handle must keep no pointer to x or to what is freed here */
 	curl_easy_reset(s->easy);
 	curl_slist_free_all(hdrs);
-	wipe_free(auth_hdr);
+	http_wipe_free(auth_hdr);
 
 	if (rc == -EINTR) {
-		rc = fail(e, EINTR, "aborted");
+		rc = http_fail(e, EINTR, "aborted");
 	} else if (rc == -ETIMEDOUT && x.stalled) {
-		rc = fail(e, ETIMEDOUT, "no data from the server for %lld ms", (long long)stall);
+		rc = http_fail(e, ETIMEDOUT, "no data from the server for %lld ms",
+		               (long long)stall);
 	} else if (rc == -ETIMEDOUT && x.slow) {
 		rc = too_slow(e, &x.rate);
 	} else if (rc == -ETIMEDOUT) {
-		rc = fail(e, ETIMEDOUT, "no answer within the deadline");
+		rc = http_fail(e, ETIMEDOUT, "no answer within the deadline");
 	} else if (rc != 0) {
-		rc = fail(e, EIO, "libcurl's transfer loop failed");
+		rc = http_fail(e, EIO, "libcurl's transfer loop failed");
 	} else if (x.cb_err == -EMSGSIZE && x.limit > 0) {
 		rc = too_large(e, &x, announced);
 	} else if (x.result != CURLE_OK && header_too_large(&x)) {
-		rc = fail(e, EMSGSIZE,
-		          "the server's answer is too large (a header of more than %d bytes, "
-		          "limit %d)",
-		          CURL_MAX_HTTP_HEADER, CURL_MAX_HTTP_HEADER);
+		rc = http_fail(e, EMSGSIZE,
+		               "the server's answer is too large (a header of more than %d bytes, "
+		               "limit %d)",
+		               CURL_MAX_HTTP_HEADER, CURL_MAX_HTTP_HEADER);
 	} else if (x.cb_err != 0) {
-		rc = fail(e, -x.cb_err, "the reader stopped the transfer: %s", strerror(-x.cb_err));
+		rc = http_fail(e, -x.cb_err, "the reader stopped the transfer: %s",
+		               strerror(-x.cb_err));
 	} else if (x.result != CURLE_OK) {
 		/* a name that does not resolve is more often a typo than a
 		 * hiccup: not transient, so not resent */
@@ -1292,15 +1142,15 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 
 		if (x.result == CURLE_OPERATION_TIMEDOUT && deadline > 0 &&
 		    clk_mono_ms() >= deadline)
-			rc = fail(e, ETIMEDOUT, "no answer within the deadline");
+			rc = http_fail(e, ETIMEDOUT, "no answer within the deadline");
 		else
-			rc = fail(e, curl_errno(x.result), "%s",
-			          x.errbuf[0] ? x.errbuf : curl_easy_strerror(x.result));
+			rc = http_fail(e, curl_errno(x.result), "%s",
+			               x.errbuf[0] ? x.errbuf : curl_easy_strerror(x.result));
 		v->retry_safe = !x.delivered && transient(x.result) && (unsent || idempotent);
 	} else if (x.status / 100 == 2) {
 		if (rq->on_data == NULL) {
 			if (x.body.buf == NULL && dynbuf_add(&x.body, "", 0) != 0)
-				return fail(e, ENOMEM, "out of memory");
+				return http_fail(e, ENOMEM, "out of memory");
 			resp->body = dynbuf_take(&x.body, &resp->len);
 		}
 		return 0;
@@ -1323,332 +1173,6 @@ attempt(struct http_client *c, struct slot *s, const char *url, const struct htt
 	return rc;
 }
 
-/* ---- tokens ---- */
-
-/* Reads the token file when it is new, changed or stale. Under a->lock. */
-static int
-auth_file_refresh(struct auth *a, struct http_error *e)
-{
-	struct stat st;
-	char *tok = NULL, msg[256];
-	int rc;
-
-	if (stat(a->path, &st) == 0) {
-		if (!a->stale && a->token != NULL && st.st_dev == a->dev && st.st_ino == a->ino &&
-		    st.st_size == a->size && st.st_mtim.tv_sec == a->mtime.tv_sec &&
-		    st.st_mtim.tv_nsec == a->mtime.tv_nsec)
-			return 0;
-	} else if (a->token != NULL && !a->stale) {
-		/* gone for a moment, e.g. while being replaced: keep the token we have */
-		return 0;
-	}
-	rc = config_read_secret(a->path, &tok, msg, sizeof(msg));
-	if (rc != 0 && a->token != NULL && !a->stale) {
-		/* caught half-written (empty, say): use the token we have, and
-		 * read the file again next time */
-		a->size = -1;
-		return 0;
-	}
-	if (rc != 0) {
-		/* whatever is wrong with the file, the call is unauthenticated */
-		fail(e, EACCES, "token_file: %s", msg);
-		e->exit_code = 3;
-		return -EACCES;
-	}
-	/* the file as read (a rewrite between stat and read is seen next time) */
-	if (stat(a->path, &st) == 0) {
-		a->dev = st.st_dev;
-		a->ino = st.st_ino;
-		a->size = st.st_size;
-		a->mtime = st.st_mtim;
-	}
-	a->stale = false;
-	if (redact_add(a->redact, REDACT_TOKEN, tok) != 0) {
-		config_secret_free(tok);
-		return fail(e, ENOMEM, "out of memory");
-	}
-	if (a->token == NULL || strcmp(a->token, tok) != 0) {
-		wipe_free(a->token);
-		a->token = tok;
-		a->gen++;
-	} else {
-		config_secret_free(tok);
-	}
-	return 0;
-}
-
-static int call_run(struct http_client *c, const char *url, const struct http_request *rq,
-                    bool use_auth, struct http_response *resp, struct http_error *e);
-
-/* The lifetime a JWT's exp claim gives, in ms from now; -1 when none. */
-static int64_t
-jwt_lifetime(const char *tok)
-{
-	const char *p = strchr(tok, '.'), *q;
-	unsigned char *raw;
-	size_t n, len;
-	json_t *claims, *exp;
-	int64_t life = -1;
-	bool found = false;
-
-	if (p == NULL || (q = strchr(p + 1, '.')) == NULL)
-		return -1;
-	n = (size_t)(q - p - 1);
-	raw = malloc(B64_DECODED_MAX(n) + 1);
-	if (raw == NULL)
-		return -1;
-	if (b64_decode(p + 1, n, raw, &len) == 0) {
-		claims = json_loadb((const char *)raw, len, 0, NULL);
-		exp = json_object_get(claims, "exp");
-		if (json_is_number(exp)) {
-			life =
-			    (int64_t)(json_number_value(exp) * 1000) - (int64_t)time(NULL) * 1000;
-			found = true;
-		}
-		json_decref(claims);
-	}
-	free(raw);
-	if (!found)
-		return -1;
-	return life < 0 ? 0 : life;
-}
-
-/* A number, or a string holding one ("3600"): seconds. -1 when absent or bad. */
-static int64_t
-json_seconds(const json_t *v)
-{
-	if (json_is_number(v))
-		return (int64_t)json_number_value(v);
-	if (json_is_string(v)) {
-		char *end;
-		long long n = strtoll(json_string_value(v), &end, 10);
-
-		if (end != json_string_value(v) && *end == '\0')
-			return n;
-	}
-	return -1;
-}
-
-/* Copies an OAuth error body's "error: description" into msg, cleaned. */
-static bool
-oauth_error(const char *body, size_t len, char *msg, size_t size)
-{
-	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
-	const char *code = json_string_value(json_object_get(j, "error"));
-	const char *desc = json_string_value(json_object_get(j, "error_description"));
-
-	if (code == NULL) {
-		json_decref(j);
-		return false;
-	}
-	snprintf(msg, size, "%s%s%s", code, desc ? ": " : "", desc ? desc : "");
-	for (char *p = msg; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	json_decref(j);
-	return true;
-}
-
-/*
- * The client credentials grant: a new token in *tok (wipe_free() it) and
- * its lifetime in ms (-1: unknown). No lock held: a transfer.
- */
-static int
-oauth_fetch(struct http_client *c, int64_t deadline, struct http_abort *ab, char **tok,
-            int64_t *life, struct http_error *e)
-{
-	struct auth *a = &c->auth;
-	struct http_response r = {0};
-	struct http_request rq = {0};
-	struct http_error te;
-	char *secret = NULL, *id_esc = NULL, *sec_esc = NULL, *form = NULL, msg[ERRMAP_MSG_MAX];
-	const char *at;
-	json_t *j = NULL;
-	int64_t left = deadline > 0 ? deadline - clk_mono_ms() : c->deadline_ms, expires_in;
-	int rc;
-
-	*tok = NULL;
-	*life = -1;
-	if (left <= 0)
-		return fail(e, ETIMEDOUT, "no time left to fetch a token");
-	if (a->client_secret != NULL) {
-		secret = strdup(a->client_secret);
-		if (secret == NULL)
-			return fail(e, ENOMEM, "out of memory");
-	} else {
-		rc = config_read_secret(a->secret_file, &secret, msg, sizeof(msg));
-		if (rc != 0) {
-			fail(e, EACCES, "client_secret_file: %s", msg);
-			e->exit_code = 3;
-			return -EACCES;
-		}
-	}
-	/* known before it is sent: the answer may echo it */
-	if (redact_secret(a->redact, secret) != 0) {
-		wipe_free(secret);
-		return fail(e, ENOMEM, "out of memory");
-	}
-	id_esc = http_escape_dup(a->client_id);
-	sec_esc = http_escape_dup(secret);
-	if (id_esc == NULL || sec_esc == NULL ||
-	    asprintf(&form, "grant_type=client_credentials&client_id=%s&client_secret=%s", id_esc,
-	             sec_esc) < 0) {
-		form = NULL;
-		rc = fail(e, ENOMEM, "out of memory");
-		goto out;
-	}
-	rq.call = "token";
-	rq.method = "POST";
-	rq.body = form;
-	rq.body_len = strlen(form);
-	rq.content_type = "application/x-www-form-urlencoded";
-	/* resending client credentials is harmless */
-	rq.flags = HTTP_IDEMPOTENT | HTTP_NO_AUTH;
-	rq.deadline_ms = left;
-	rq.max_body = TOKEN_BODY_MAX;
-	rq.abort = ab;
-	atomic_fetch_add(&c->n_token_fetches, 1);
-	rc = call_run(c, a->token_url, &rq, false, &r, &te);
-	if (rc != 0) {
-		/* e keeps the name of the call that needed the token */
-		if (!oauth_error(r.body, r.len, msg, sizeof(msg)))
-			snprintf(msg, sizeof(msg), "%s", te.message);
-		e->err = te.err;
-		e->http_status = te.http_status;
-		e->grpc_code = te.grpc_code;
-		e->exit_code = te.exit_code;
-		if (te.http_status == 400 || te.http_status == 401 || te.http_status == 403) {
-			e->err = EACCES;
-			e->exit_code = 3;
-			rc = -EACCES;
-		}
-		/* in case the endpoint echoes what it got */
-		redact_apply(a->redact, msg, sizeof(msg));
-		snprintf(e->message, sizeof(e->message), "token endpoint: %.480s", msg);
-		goto out;
-	}
-	j = json_loadb(r.body, r.len, 0, NULL);
-	at = json_string_value(json_object_get(j, "access_token"));
-	if (at == NULL || at[0] == '\0' || has_control(at) || strchr(at, ' ') != NULL) {
-		rc = fail(e, EACCES, "token endpoint: the answer has no usable access_token");
-		e->exit_code = 3;
-		goto out;
-	}
-	*tok = strdup(at);
-	if (*tok == NULL) {
-		rc = fail(e, ENOMEM, "out of memory");
-		goto out;
-	}
-	expires_in = json_seconds(json_object_get(j, "expires_in"));
-	*life = expires_in >= 0 ? expires_in * 1000 : jwt_lifetime(at);
-	rc = 0;
-out:
-	if (j != NULL) {
-		/* the token's copy in the parsed tree goes with it; wipe the text */
-		json_decref(j);
-	}
-	if (r.body != NULL)
-		explicit_bzero(r.body, r.len);
-	http_response_clear(&r);
-	wipe_free(form);
-	wipe_free(sec_esc);
-	free(id_esc);
-	wipe_free(secret);
-	return rc;
-}
-
-/* A token for the next attempt: *tok (wipe_free() it) and its generation. */
-static int
-auth_get(struct http_client *c, int64_t deadline, struct http_abort *ab, char **tok, unsigned *gen,
-         struct http_error *e)
-{
-	struct auth *a = &c->auth;
-	char *fresh;
-	int64_t life, now;
-	int rc = 0;
-
-	*tok = NULL;
-	pthread_mutex_lock(&a->lock);
-	if (a->kind == AUTH_FILE)
-		rc = auth_file_refresh(a, e);
-	if (a->kind != AUTH_OAUTH)
-		goto copy;
-	for (;;) {
-		now = clk_mono_ms();
-		if (a->token != NULL && !a->stale && (a->refresh_at == 0 || now < a->refresh_at))
-			goto copy;
-		if (!a->fetching)
-			break;
-		/* another thread is fetching: its old token will do while it lasts */
-		if (a->token != NULL && !a->stale && now < a->expires_at)
-			goto copy;
-		if (deadline > 0) {
-			if (clk_cond_wait_until(&a->cond, &a->lock, deadline) == ETIMEDOUT) {
-				rc = fail(e, ETIMEDOUT, "no token within the deadline");
-				goto copy;
-			}
-		} else {
-			pthread_cond_wait(&a->cond, &a->lock);
-		}
-	}
-	a->fetching = true;
-	pthread_mutex_unlock(&a->lock);
-	rc = oauth_fetch(c, deadline, ab, &fresh, &life, e);
-	pthread_mutex_lock(&a->lock);
-	a->fetching = false;
-	pthread_cond_broadcast(&a->cond);
-	if (rc == 0) {
-		int64_t margin = c->margin_ms;
-
-		now = clk_mono_ms();
-		if (redact_add(a->redact, REDACT_TOKEN, fresh) != 0) {
-			/* a token that could leak into a message is not used */
-			wipe_free(fresh);
-			rc = fail(e, ENOMEM, "out of memory");
-			goto copy;
-		}
-		if (a->token == NULL || strcmp(a->token, fresh) != 0) {
-			wipe_free(a->token);
-			a->token = fresh;
-			a->gen++;
-		} else {
-			wipe_free(fresh);
-		}
-		a->stale = false;
-		if (life < 0) {
-			a->refresh_at = a->expires_at = 0;
-		} else {
-			if (margin > life / 2)
-				margin = life / 2;
-			a->expires_at = now + life;
-			/* a token already expired is used once, not cached */
-			a->refresh_at = life > 0 ? now + life - margin : now;
-			if (a->refresh_at == 0)
-				a->refresh_at = 1;
-		}
-	}
-copy:
-	if (rc == 0 && a->token != NULL) {
-		*tok = strdup(a->token);
-		*gen = a->gen;
-		if (*tok == NULL)
-			rc = fail(e, ENOMEM, "out of memory");
-	}
-	pthread_mutex_unlock(&a->lock);
-	return rc;
-}
-
-/* After a 401 with the token of generation gen: read or fetch a new one
- * before the next use (unless another thread already has). */
-static void
-auth_invalidate(struct http_client *c, unsigned gen)
-{
-	pthread_mutex_lock(&c->auth.lock);
-	if (c->auth.gen == gen)
-		c->auth.stale = true;
-	pthread_mutex_unlock(&c->auth.lock);
-}
-
 /* ---- calls ---- */
 
 /* Back-off before retry n (0-based): full jitter over an exponential cap. */
@@ -1665,9 +1189,9 @@ backoff(struct http_client *c, int n)
 }
 
 /* A call to an absolute URL: attempts, 401 refresh, retries. */
-static int
-call_run(struct http_client *c, const char *url, const struct http_request *rq, bool use_auth,
-         struct http_response *resp, struct http_error *e)
+int
+http_call_run(struct http_client *c, const char *url, const struct http_request *rq, bool use_auth,
+              struct http_response *resp, struct http_error *e)
 {
 	const char *method = rq->method ? rq->method : rq->body ? "POST" : "GET";
 	int64_t dl = rq->deadline_ms != 0 ? rq->deadline_ms : c->deadline_ms;
@@ -1690,18 +1214,18 @@ call_run(struct http_client *c, const char *url, const struct http_request *rq, 
 		int64_t wait;
 
 		if (http_aborted(rq->abort)) {
-			rc = fail(e, EINTR, "aborted");
+			rc = http_fail(e, EINTR, "aborted");
 			break;
 		}
 		if (deadline > 0 && clk_mono_ms() >= deadline) {
 			if (rc == 0)
-				rc = fail(e, ETIMEDOUT, "no answer within the deadline");
+				rc = http_fail(e, ETIMEDOUT, "no answer within the deadline");
 			break;
 		}
 		if (use_auth) {
 			int arc;
 
-			wipe_free(token);
+			http_wipe_free(token);
 			arc = auth_get(c, deadline, rq->abort, &token, &gen, e);
 			if (arc != 0) {
 				rc = arc;
@@ -1713,7 +1237,7 @@ call_run(struct http_client *c, const char *url, const struct http_request *rq, 
 				break;
 		}
 		if (s == NULL && (s = pool_take(c)) == NULL) {
-			rc = fail(e, ENOMEM, "out of memory");
+			rc = http_fail(e, ENOMEM, "out of memory");
 			break;
 		}
 		rc = attempt(c, s, url, rq, method, token, deadline, stall, resp, e, &v);
@@ -1733,7 +1257,7 @@ call_run(struct http_client *c, const char *url, const struct http_request *rq, 
 		if (deadline > 0 && clk_mono_ms() + wait >= deadline)
 			break;
 		if (abort_sleep(rq->abort, wait) != 0) {
-			rc = fail(e, EINTR, "aborted");
+			rc = http_fail(e, EINTR, "aborted");
 			break;
 		}
 		retries++;
@@ -1744,7 +1268,7 @@ call_run(struct http_client *c, const char *url, const struct http_request *rq, 
 		atomic_fetch_add(&c->n_failures, 1);
 		http_redact(c, e->message, sizeof(e->message));
 	}
-	wipe_free(token);
+	http_wipe_free(token);
 	return rc;
 }
 
@@ -1763,15 +1287,15 @@ http_do(struct http_client *c, const struct http_request *rq, struct http_respon
 		resp = &own;
 	else
 		http_response_clear(resp);
-	if (rq->path == NULL || rq->path[0] != '/' || has_control(rq->path)) {
+	if (rq->path == NULL || rq->path[0] != '/' || http_has_control(rq->path)) {
 		error_init(err, rq, rq->method ? rq->method : "GET");
-		return fail(err, EINVAL, "the path must start with '/' and be one line");
+		return http_fail(err, EINVAL, "the path must start with '/' and be one line");
 	}
 	if (asprintf(&url, "%s%s", c->endpoint, rq->path) < 0) {
 		error_init(err, rq, rq->method ? rq->method : "GET");
-		return fail(err, ENOMEM, "out of memory");
+		return http_fail(err, ENOMEM, "out of memory");
 	}
-	rc = call_run(c, url, rq, true, resp, err);
+	rc = http_call_run(c, url, rq, true, resp, err);
 	free(url);
 	http_response_clear(&own);
 	return rc;

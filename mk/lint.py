@@ -30,7 +30,7 @@ MAX_FUNCTION_LINES = 120
 # files over MAX_FILE_LINES today, and the most lines each may have until
 # it is split (issue 14)
 DEBT = {
-    "client/http.c": 1839,
+    "client/http.c": 1302,
     "client/model.c": 1952,
     "fs/payload.c": 1969,
     "fs/tree.c": 1605,
