@@ -181,7 +181,8 @@ fuzz-merge: $(FUZZ_BIN)
 	done
 
 # what the fuzzed parsers are made of; no network code
-FUZZ_LIB     := client/stream.c client/errmap.c client/b64.c client/model.c client/jsontext.c \
+FUZZ_LIB     := client/stream.c client/errmap.c client/b64.c client/model.c client/model_enum.c \
+		client/model_out.c client/jsontext.c \
 		client/utf8.c client/dynbuf.c \
 		client/jsonload.c \
 		client/errbuf.c

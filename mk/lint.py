@@ -31,7 +31,6 @@ MAX_FUNCTION_LINES = 120
 # it is split (issue 14)
 DEBT = {
     "client/http.c": 1302,
-    "client/model.c": 1952,
     "fs/payload.c": 1969,
     "fs/tree.c": 1605,
 }
