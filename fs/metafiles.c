@@ -10,12 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#include <sanitizer/allocator_interface.h>
-#endif
 
 #include "metafiles.h"
 #include "tree.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* The sanitizers' runtime's count of the bytes allocated now, as its
+ * <sanitizer/allocator_interface.h> declares it (a header gcc does not
+ * install). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 
 /* The bytes the daemon's heap holds in use now (what a leak would grow,
  * unlike RSS, which also counts what the allocator keeps): the sanitizer's
