@@ -31,7 +31,7 @@ MAX_FUNCTION_LINES = 120
 # it is split (issue 14)
 DEBT = {
     "client/http.c": 1302,
-    "fs/payload.c": 1969,
+    "fs/payload.c": 1851,
     "fs/tree.c": 1605,
 }
 # the sizes are checked where the rule is (fs/ and client/)
