@@ -80,20 +80,6 @@ struct slot {
 	struct slot *next;
 };
 
-/* A call in a transfer, registered with its abort handle so that
- * http_abort() can wake its poll. Lives on the caller's stack. */
-struct abort_waiter {
-	CURLM *multi;
-	struct abort_waiter *next;
-};
-
-struct http_abort {
-	atomic_bool fired;
-	pthread_mutex_t lock;
-	pthread_cond_t cond; /* wakes back-off sleeps */
-	struct abort_waiter *waiters;
-};
-
 /* The rate floor of one attempt: the bytes received at each of the last
  * RATE_SLICES + 1 ticks of the server's clock (the reader's time left
  * out), a tick every window / RATE_SLICES from the answer's first byte. */
@@ -185,43 +171,6 @@ http_has_control(const char *s)
 	return false;
 }
 
-/* ---- errors ---- */
-
-int
-http_error_vset(struct http_error *e, int err, int http_status, const char *fmt, va_list ap)
-{
-	e->err = err;
-	e->http_status = http_status;
-	e->grpc_code = -1;
-	e->exit_code = errmap_exit_code(err);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
-	return -err;
-}
-
-int
-http_error_set(struct http_error *e, int err, int http_status, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = http_error_vset(e, err, http_status, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-int
-http_fail(struct http_error *e, int err, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = http_error_vset(e, err, 0, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static void
 error_init(struct http_error *e, const struct http_request *rq, const char *method)
 {
@@ -231,24 +180,6 @@ error_init(struct http_error *e, const struct http_request *rq, const char *meth
 		snprintf(e->call, sizeof(e->call), "%s", rq->call);
 	else
 		snprintf(e->call, sizeof(e->call), "%s %s", method, rq->path ? rq->path : "");
-}
-
-void
-http_redact(struct http_client *c, char *msg, size_t size)
-{
-	if (c != NULL)
-		redact_apply(c->redact, msg, size);
-}
-
-int
-http_error_string(const struct http_error *e, char *buf, size_t len)
-{
-	if (e->http_status != 0 && e->grpc_code >= 0)
-		return snprintf(buf, len, "%s: %s (HTTP %d, %s)", e->call, e->message,
-		                e->http_status, errmap_grpc_name(e->grpc_code));
-	if (e->http_status != 0)
-		return snprintf(buf, len, "%s: %s (HTTP %d)", e->call, e->message, e->http_status);
-	return snprintf(buf, len, "%s: %s", e->call, e->message);
 }
 
 /* ---- percent-encoding ---- */
@@ -302,96 +233,6 @@ http_escape_dup(const char *s)
 		out = NULL;
 	}
 	return out;
-}
-
-/* ---- abort ---- */
-
-struct http_abort *
-http_abort_new(void)
-{
-	struct http_abort *a = calloc(1, sizeof(*a));
-
-	if (a == NULL)
-		return NULL;
-	atomic_init(&a->fired, false);
-	pthread_mutex_init(&a->lock, NULL);
-	clk_cond_init(&a->cond);
-	return a;
-}
-
-void
-http_abort(struct http_abort *a)
-{
-	if (a == NULL)
-		return;
-	pthread_mutex_lock(&a->lock);
-	atomic_store(&a->fired, true);
-	for (struct abort_waiter *w = a->waiters; w != NULL; w = w->next)
-		curl_multi_wakeup(w->multi);
-	pthread_cond_broadcast(&a->cond);
-	pthread_mutex_unlock(&a->lock);
-}
-
-bool
-http_aborted(struct http_abort *a)
-{
-	return a != NULL && atomic_load(&a->fired);
-}
-
-void
-http_abort_free(struct http_abort *a)
-{
-	if (a == NULL)
-		return;
-	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->cond);
-	free(a);
-}
-
-static void
-abort_register(struct http_abort *a, struct abort_waiter *w)
-{
-	if (a == NULL)
-		return;
-	pthread_mutex_lock(&a->lock);
-	w->next = a->waiters;
-	a->waiters = w;
-	pthread_mutex_unlock(&a->lock);
-}
-
-static void
-abort_unregister(struct http_abort *a, struct abort_waiter *w)
-{
-	if (a == NULL)
-		return;
-	pthread_mutex_lock(&a->lock);
-	for (struct abort_waiter **pp = &a->waiters; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&a->lock);
-}
-
-/* Sleeps ms, or less when a fires: then -EINTR. */
-static int
-abort_sleep(struct http_abort *a, int64_t ms)
-{
-	int64_t until = clk_mono_ms() + ms;
-
-	if (a == NULL) {
-		struct timespec ts = clk_timespec(until);
-
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
-		return 0;
-	}
-	pthread_mutex_lock(&a->lock);
-	while (!atomic_load(&a->fired) && clk_mono_ms() < until)
-		clk_cond_wait_until(&a->cond, &a->lock, until);
-	pthread_mutex_unlock(&a->lock);
-	return atomic_load(&a->fired) ? -EINTR : 0;
 }
 
 /* ---- the connection pool ---- */
@@ -789,7 +630,7 @@ transfer(struct slot *s, struct xfer *x, int64_t deadline, int64_t stall, struct
 	x->result = CURLE_OK;
 	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
 		return -EIO;
-	abort_register(ab, &w);
+	http_abort_register(ab, &w);
 	x->last_io = clk_mono_ms();
 	for (;;) {
 		int64_t now, wait = POLL_MAX_MS;
@@ -842,7 +683,7 @@ transfer(struct slot *s, struct xfer *x, int64_t deadline, int64_t stall, struct
 		if (m->msg == CURLMSG_DONE)
 			x->result = m->data.result;
 	curl_multi_remove_handle(s->multi, s->easy);
-	abort_unregister(ab, &w);
+	http_abort_unregister(ab, &w);
 	return rc;
 }
 
@@ -1256,7 +1097,7 @@ http_call_run(struct http_client *c, const char *url, const struct http_request 
 			wait = v.retry_after_ms;
 		if (deadline > 0 && clk_mono_ms() + wait >= deadline)
 			break;
-		if (abort_sleep(rq->abort, wait) != 0) {
+		if (http_abort_sleep(rq->abort, wait) != 0) {
 			rc = http_fail(e, EINTR, "aborted");
 			break;
 		}

@@ -1,7 +1,9 @@
 /*
- * What http.c (the transport) and auth.c (its bearer tokens) share, in the
- * manner of libfuse's fuse_i.h: the client's struct, the token source, and
- * the few internals each calls in the other. Private to the two files.
+ * What the transport's files share, in the manner of libfuse's fuse_i.h:
+ * http.c (the transport), auth.c (its bearer tokens), http_abort.c (the
+ * abort handle) and http_error.c (failures): the client's struct, the
+ * token source, the abort handle, and the few internals each calls in the
+ * others. Private to those files.
  */
 #ifndef SCRIPTUM_HTTP_INT_H
 #define SCRIPTUM_HTTP_INT_H
@@ -90,7 +92,29 @@ struct http_client {
 	_Atomic uint64_t n_token_fetches;
 };
 
-/* ---- http.c, for auth.c ---- */
+/* A call in a transfer, registered with its abort handle so that
+ * http_abort() can wake its poll. Lives on the caller's stack. */
+struct abort_waiter {
+	CURLM *multi;
+	struct abort_waiter *next;
+};
+
+struct http_abort {
+	atomic_bool fired;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* wakes back-off sleeps */
+	struct abort_waiter *waiters;
+};
+
+/* ---- http_abort.c, for http.c ---- */
+
+/* A transfer's multi, woken when a fires; unregistered when it ends. */
+void http_abort_register(struct http_abort *a, struct abort_waiter *w);
+void http_abort_unregister(struct http_abort *a, struct abort_waiter *w);
+/* Sleeps ms, or less when a fires: then -EINTR. */
+int http_abort_sleep(struct http_abort *a, int64_t ms);
+
+/* ---- http.c and http_error.c, for auth.c ---- */
 
 /* A failure with no HTTP answer behind it (or none that matters). */
 int http_fail(struct http_error *e, int err, const char *fmt, ...)
