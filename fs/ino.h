@@ -26,8 +26,8 @@ enum {
 	INO_THREADS,
 	INO_SCRIPTS,
 	INO_BY_STATUS,
-	INO_BY_STATUS_FIRST, /* by-status/<status>: + (status - 1), six of them */
-	INO_META = INO_BY_STATUS_FIRST + 6,
+	INO_BY_STATUS_FIRST,                /* by-status/<status>: ino_by_status(), six of them */
+	INO_META = INO_BY_STATUS_FIRST + 6, /* 6: INO_BY_STATUS_N */
 	INO_META_ERRORS,
 	INO_META_STATS,
 	INO_META_CONFIG,
@@ -85,6 +85,82 @@ enum {
 #define INO_LOCAL_MAX   ((1u << INO_LOCAL_BITS) - 1)
 #define INO_MAX_STEPS   ((INO_LOCAL_MAX - INO_THR_STEP_BASE) / 8)
 #define INO_MAX_VERSION ((INO_LOCAL_MAX - INO_SCRIPT_VERSION_BASE) / 2)
+
+#define INO_BY_STATUS_N 6 /* pending, running, paused, completed, failed, cancelled */
+
+/* The arithmetic of inode numbers lives here and nowhere else. */
+
+/* by-status/<status>/ number i (0: pending ... 5: cancelled). */
+static inline uint64_t
+ino_by_status(unsigned i)
+{
+	return INO_BY_STATUS_FIRST + i;
+}
+
+static inline bool
+ino_is_by_status(uint64_t ino)
+{
+	return ino >= INO_BY_STATUS_FIRST && ino < INO_BY_STATUS_FIRST + INO_BY_STATUS_N;
+}
+
+/* Which of the six (ino_is_by_status(ino) must hold). */
+static inline unsigned
+ino_by_status_index(uint64_t ino)
+{
+	return (unsigned)(ino - INO_BY_STATUS_FIRST);
+}
+
+/* Within a thread record: file sub (an INO_STEP_*) of step number i. */
+static inline uint32_t
+ino_step(uint32_t i, unsigned sub)
+{
+	return INO_THR_STEP_BASE + i * 8 + sub;
+}
+
+static inline bool
+ino_is_step(uint32_t local)
+{
+	return local >= INO_THR_STEP_BASE;
+}
+
+/* The step number and the file of a step inode (ino_is_step(local)). */
+static inline uint32_t
+ino_step_index(uint32_t local)
+{
+	return (local - INO_THR_STEP_BASE) / 8;
+}
+
+static inline unsigned
+ino_step_sub(uint32_t local)
+{
+	return (local - INO_THR_STEP_BASE) % 8;
+}
+
+/* Within a script record: version n's directory, and its new file. */
+static inline uint32_t
+ino_version_dir(int64_t n)
+{
+	return INO_SCRIPT_VERSION_BASE + 2 * (uint32_t)n;
+}
+
+static inline bool
+ino_is_version_dir(uint32_t local)
+{
+	return local >= INO_SCRIPT_VERSION_BASE && local % 2 == 0;
+}
+
+static inline bool
+ino_is_version_new(uint32_t local)
+{
+	return local >= INO_SCRIPT_VERSION_BASE && local % 2 == 1;
+}
+
+/* The version number of a version's directory or new file. */
+static inline int64_t
+ino_version_of(uint32_t local)
+{
+	return (int64_t)(local - INO_SCRIPT_VERSION_BASE) / 2;
+}
 
 static inline uint64_t
 ino_make(enum rec_kind kind, uint32_t slot, uint32_t local)

@@ -264,7 +264,7 @@ rec_of(struct mount *m, uint64_t ino, enum rec_kind kind, struct rec **out)
 static int
 step_of(struct mount *m, struct rec *r, uint32_t local, char *path, size_t len)
 {
-	uint32_t i = (local - INO_THR_STEP_BASE) / 8;
+	uint32_t i = ino_step_index(local);
 
 	return recs_step_path(m->recs, r, i, path, len) ? 0 : -ENOENT;
 }
@@ -307,16 +307,16 @@ thread_attr(struct mount *m, struct rec *r, uint32_t local, struct stat *st, dou
 		return rc;
 	final = model_thread_terminal(t.status);
 	memset(&res, 0, sizeof(res));
-	if (local < INO_THR_STEP_BASE && needs_result(local)) {
+	if (!ino_is_step(local) && needs_result(local)) {
 		if ((rc = meta_result(m->meta, id, &res)) != 0)
 			goto out;
 		final = final && model_thread_terminal(res.status);
 	}
 	*timeout = ttl_for(m, final);
-	if (local >= INO_THR_STEP_BASE) {
+	if (ino_is_step(local)) {
 		struct model_step_detail d;
 		char path[512];
-		unsigned sub = (local - INO_THR_STEP_BASE) % 8;
+		unsigned sub = ino_step_sub(local);
 		uint64_t size = 0;
 		bool step_final;
 
@@ -397,7 +397,7 @@ script_attr(struct mount *m, struct rec *r, uint32_t local, struct stat *st, dou
 	uint64_t ino = ino_make(REC_SCRIPT, r->slot, local);
 
 	*timeout = SCRIPT_TTL;
-	if (local == INO_SCRIPT_NEW || (local >= INO_SCRIPT_VERSION_BASE && local % 2 == 1))
+	if (local == INO_SCRIPT_NEW || ino_is_version_new(local))
 		attr(m, st, ino, WRITE_MODE, 0, 0);
 	else if (local == INO_SCRIPT_SCRIPT_JSON)
 		attr(m, st, ino, FILE_MODE, 0, 0); /* read with direct I/O: size unknown */
@@ -414,7 +414,7 @@ tree_getattr(struct mount *m, uint64_t ino, struct stat *st, double *timeout)
 
 	*timeout = FS_TERMINAL_TTL;
 	if (ino == INO_ROOT || ino == INO_THREADS || ino == INO_SCRIPTS || ino == INO_BY_STATUS ||
-	    ino == INO_META || (ino >= INO_BY_STATUS_FIRST && ino < INO_BY_STATUS_FIRST + 6)) {
+	    ino == INO_META || ino_is_by_status(ino)) {
 		attr(m, st, ino, DIR_MODE, 0, 0);
 		return 0;
 	}
@@ -506,9 +506,9 @@ lookup_thread_child(struct mount *m, struct rec *r, uint32_t local, const char *
 			return negative(e);
 		if ((idx = recs_step(m->recs, r, name)) < 0)
 			return idx;
-		return rec_entry(m, r, INO_THR_STEP_BASE + (uint32_t)idx * 8 + INO_STEP_DIR, e);
+		return rec_entry(m, r, ino_step((uint32_t)idx, INO_STEP_DIR), e);
 	}
-	if (local >= INO_THR_STEP_BASE && (local - INO_THR_STEP_BASE) % 8 == INO_STEP_DIR) {
+	if (ino_is_step(local) && ino_step_sub(local) == INO_STEP_DIR) {
 		for (size_t i = 0; i < N(step_files); i++)
 			if (strcmp(step_files[i].name, name) == 0)
 				return rec_entry(m, r, local + step_files[i].local, e);
@@ -521,7 +521,7 @@ lookup_thread_child(struct mount *m, struct rec *r, uint32_t local, const char *
 static enum model_thread_status
 status_of_dir(uint64_t ino)
 {
-	return (enum model_thread_status)(MODEL_THREAD_PENDING + (ino - INO_BY_STATUS_FIRST));
+	return (enum model_thread_status)(MODEL_THREAD_PENDING + ino_by_status_index(ino));
 }
 
 /* The newest thread of a script, or -ENOENT when it has none. */
@@ -638,10 +638,10 @@ lookup_script_child(struct mount *m, struct rec *r, uint32_t local, const char *
 			return negative(e);
 		if ((rc = has_version(m, r->name, v)) != 0)
 			return rc == -ENOENT ? negative(e) : rc;
-		return rec_entry(m, r, INO_SCRIPT_VERSION_BASE + 2 * (uint32_t)v, e);
+		return rec_entry(m, r, ino_version_dir(v), e);
 	}
 	default:
-		if (local >= INO_SCRIPT_VERSION_BASE && local % 2 == 0) {
+		if (ino_is_version_dir(local)) {
 			if (strcmp(name, "new") == 0)
 				return rec_entry(m, r, local + 1, e);
 			return negative(e);
@@ -673,7 +673,7 @@ tree_lookup(struct mount *m, uint64_t parent, const char *name, struct tree_entr
 	case INO_BY_STATUS:
 		for (size_t i = 0; i < N(status_dirs); i++)
 			if (strcmp(status_dirs[i], name) == 0) {
-				entry_fixed(m, e, INO_BY_STATUS_FIRST + i, DIR_MODE, 0);
+				entry_fixed(m, e, ino_by_status(i), DIR_MODE, 0);
 				return 0;
 			}
 		return negative(e);
@@ -708,7 +708,7 @@ tree_lookup(struct mount *m, uint64_t parent, const char *name, struct tree_entr
 		return rc;
 	}
 	}
-	if (parent >= INO_BY_STATUS_FIRST && parent < INO_BY_STATUS_FIRST + 6) {
+	if (ino_is_by_status(parent)) {
 		struct model_thread th;
 
 		if ((rc = meta_thread(m->meta, name, &th)) != 0)
@@ -949,7 +949,7 @@ fill_steps_dir(struct mount *m, struct tree_dir *d, struct rec *r)
 			rc = idx;
 			break;
 		}
-		local = INO_THR_STEP_BASE + (uint32_t)idx * 8 + INO_STEP_DIR;
+		local = ino_step((uint32_t)idx, INO_STEP_DIR);
 		attr(m, &st, ino_make(REC_THREAD, r->slot, local), DIR_MODE, 0, step_time(s));
 		if ((held = recs_by_ino(m->recs, ino_make(REC_THREAD, r->slot, local))) == NULL)
 			rc = -ENOENT;
@@ -1019,13 +1019,12 @@ fill_script_dir(struct mount *m, struct tree_dir *d, struct rec *r, uint32_t loc
 			if (v <= 0 || v > INO_MAX_VERSION)
 				continue;
 			snprintf(name, sizeof(name), "%" PRId64, v);
-			rc = dir_add_rec_attr(m, d, name, r,
-			                      INO_SCRIPT_VERSION_BASE + 2 * (uint32_t)v);
+			rc = dir_add_rec_attr(m, d, name, r, ino_version_dir(v));
 		}
 		model_version_list_clear(&l);
 		return rc;
 	}
-	if (local >= INO_SCRIPT_VERSION_BASE && local % 2 == 0)
+	if (ino_is_version_dir(local))
 		return dir_add_rec_attr(m, d, "new", r, local + 1);
 	return -ENOTDIR;
 }
@@ -1057,7 +1056,7 @@ tree_opendir(struct mount *m, uint64_t ino, struct tree_dir **out)
 		break;
 	case INO_BY_STATUS:
 		for (size_t i = 0; i < N(status_dirs); i++)
-			if ((rc = dir_add_fixed(m, d, status_dirs[i], INO_BY_STATUS_FIRST + i,
+			if ((rc = dir_add_fixed(m, d, status_dirs[i], ino_by_status(i),
 			                        DIR_MODE)) != 0)
 				goto fail;
 		break;
@@ -1078,7 +1077,7 @@ tree_opendir(struct mount *m, uint64_t ino, struct tree_dir **out)
 		d->complete = false;
 		break;
 	default:
-		if (ino >= INO_BY_STATUS_FIRST && ino < INO_BY_STATUS_FIRST + 6) {
+		if (ino_is_by_status(ino)) {
 			d->src = SRC_STATUS;
 			d->status = status_of_dir(ino);
 			d->complete = false;
@@ -1091,8 +1090,7 @@ tree_opendir(struct mount *m, uint64_t ino, struct tree_dir **out)
 				rc = fill_thread_dir(m, d, r);
 			else if (local == INO_THR_STEPS)
 				rc = fill_steps_dir(m, d, r);
-			else if (local >= INO_THR_STEP_BASE &&
-			         (local - INO_THR_STEP_BASE) % 8 == INO_STEP_DIR)
+			else if (ino_is_step(local) && ino_step_sub(local) == INO_STEP_DIR)
 				rc = fill_step_dir(m, d, r, local);
 			else
 				rc = -ENOTDIR;
@@ -1366,8 +1364,8 @@ open_thread_file(struct mount *m, struct rec *r, uint32_t local, int flags, stru
 	}
 	if (writing)
 		return -EACCES;
-	if (local >= INO_THR_STEP_BASE) {
-		unsigned sub = (local - INO_THR_STEP_BASE) % 8;
+	if (ino_is_step(local)) {
+		unsigned sub = ino_step_sub(local);
 		struct model_step_detail d;
 		char path[512];
 		uint64_t size;
@@ -1476,14 +1474,11 @@ tree_open(struct mount *m, uint64_t ino, int flags, struct tree_file **out,
 
 		if ((rc = rec_of(m, ino, REC_SCRIPT, &r)) != 0) {
 			/* rc set */
-		} else if (local == INO_SCRIPT_NEW ||
-		           (local >= INO_SCRIPT_VERSION_BASE && local % 2 == 1)) {
+		} else if (local == INO_SCRIPT_NEW || ino_is_version_new(local)) {
 			struct wfile_target t = {
 			    .kind = WRITE_NEW,
 			    .script = r->name,
-			    .version = local == INO_SCRIPT_NEW
-			                   ? 0
-			                   : (int64_t)(local - INO_SCRIPT_VERSION_BASE) / 2,
+			    .version = local == INO_SCRIPT_NEW ? 0 : ino_version_of(local),
 			    .load_env = m->opt.load_env};
 
 			how->direct_io = true;

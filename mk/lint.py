@@ -11,6 +11,8 @@ manner of curl's checksrc: what clang-format cannot see.
   - in client/ and fs/, time goes through client/clock.h: no
     pthread_cond_init, pthread_cond_timedwait or CLOCK_REALTIME elsewhere
     (every condition waits on the monotonic clock);
+  - inode arithmetic (INO_THR_STEP_BASE, INO_SCRIPT_VERSION_BASE,
+    INO_BY_STATUS_FIRST) only behind the helpers of fs/ino.h;
   - a layer includes only its own headers and those of the layers below it
     (client/ nothing of client/cli/ or fs/, and no FUSE header);
   - in client/ and fs/, no file over 1,200 lines and no function over
@@ -31,12 +33,13 @@ MAX_FUNCTION_LINES = 120
 # it is split (issue 14)
 DEBT = {
     "fs/payload.c": 1851,
-    "fs/tree.c": 1605,
+    "fs/tree.c": 1600,
 }
 # the sizes are checked where the rule is (fs/ and client/)
 SIZED = ("client/", "fs/")
 CLOCKED = re.compile(r"\b(pthread_cond_init|pthread_cond_timedwait|CLOCK_REALTIME)\b")
 CLOCK_HOME = ("client/clock.c", "client/clock.h")
+INO_MATH = re.compile(r"\b(INO_THR_STEP_BASE|INO_SCRIPT_VERSION_BASE|INO_BY_STATUS_FIRST)\b")
 BANNED = re.compile(r"\b(strcpy|strcat|sprintf|vsprintf|gets|stpcpy)\s*\(")
 RESERVED = re.compile(r"^(_[A-Z_]|__|S_[A-Z]|E[0-9A-Z][0-9A-Z]*$|SIG_?[A-Z]|LC_[A-Z]|PRI[a-zX]"
                       r"|SCN[a-zX])")
@@ -126,6 +129,11 @@ def check_file(path, problems):
             if m:
                 problems.append(f"{path}:{n}: {m.group(1)} (use clock.h: clk_cond_init, "
                                 "clk_cond_wait_until, clk_wall_ms)")
+    if path.startswith("fs/") and path != "fs/ino.h":
+        for n, ln in enumerate(code.split("\n"), 1):
+            m = INO_MATH.search(ln)
+            if m:
+                problems.append(f"{path}:{n}: {m.group(1)} (use the helpers of ino.h)")
     for name, n in defined_names(code):
         if (RESERVED.match(name) or name.endswith("_t")) and not RESERVED_OK.match(name):
             problems.append(f"{path}:{n}: {name} is in a reserved namespace")

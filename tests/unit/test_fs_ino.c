@@ -20,17 +20,50 @@
 static void
 test_numbers_carry_kind_slot_and_file(void **state)
 {
-	uint64_t ino =
-	    ino_make(REC_THREAD, 12345, INO_THR_STEP_BASE + 7 * 8 + INO_STEP_OUTPUT_JSON);
+	uint64_t ino = ino_make(REC_THREAD, 12345, ino_step(7, INO_STEP_OUTPUT_JSON));
 
 	(void)state;
 	assert_int_equal(ino_kind(ino), REC_THREAD);
 	assert_int_equal(ino_slot(ino), 12345);
-	assert_int_equal(ino_local(ino), INO_THR_STEP_BASE + 7 * 8 + INO_STEP_OUTPUT_JSON);
+	assert_int_equal(ino_local(ino), ino_step(7, INO_STEP_OUTPUT_JSON));
 	/* fixed inodes are below every record's */
 	assert_true(INO_FIXED_END < ino_make(REC_THREAD, 1, INO_THR_DIR));
 	assert_true(ino_make(REC_SCRIPT, 1, INO_SCRIPT_DIR) !=
 	            ino_make(REC_THREAD, 1, INO_THR_DIR));
+}
+
+/* The helpers of ino.h give back what they were made from, and the kinds
+ * of number never overlap. */
+static void
+test_step_version_and_status_numbers_round_trip(void **state)
+{
+	(void)state;
+	for (uint32_t i = 0; i < 1000; i += 7) {
+		for (unsigned sub = INO_STEP_DIR; sub <= INO_STEP_ERROR; sub++) {
+			uint32_t local = ino_step(i, sub);
+
+			assert_true(ino_is_step(local));
+			assert_int_equal(ino_step_index(local), i);
+			assert_int_equal(ino_step_sub(local), sub);
+		}
+	}
+	assert_false(ino_is_step(INO_THR_STEPS));
+	assert_false(ino_is_step(INO_THR_LINK_LATEST));
+	assert_true(ino_step(INO_MAX_STEPS - 1, INO_STEP_ERROR) <= INO_LOCAL_MAX);
+	for (int64_t n = 1; n < 500; n += 3) {
+		assert_true(ino_is_version_dir(ino_version_dir(n)));
+		assert_false(ino_is_version_new(ino_version_dir(n)));
+		assert_true(ino_is_version_new(ino_version_dir(n) + 1));
+		assert_int_equal(ino_version_of(ino_version_dir(n)), n);
+		assert_int_equal(ino_version_of(ino_version_dir(n) + 1), n);
+	}
+	assert_false(ino_is_version_dir(INO_SCRIPT_VERSIONS));
+	for (unsigned i = 0; i < INO_BY_STATUS_N; i++) {
+		assert_true(ino_is_by_status(ino_by_status(i)));
+		assert_int_equal(ino_by_status_index(ino_by_status(i)), i);
+	}
+	assert_false(ino_is_by_status(INO_BY_STATUS));
+	assert_false(ino_is_by_status(INO_META));
 }
 
 static void
@@ -164,6 +197,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_numbers_carry_kind_slot_and_file),
+	    cmocka_unit_test(test_step_version_and_status_numbers_round_trip),
 	    cmocka_unit_test(test_a_record_lives_while_held_and_goes_after_forget),
 	    cmocka_unit_test(test_a_record_nobody_holds_goes_at_once_and_its_slot_is_reused),
 	    cmocka_unit_test(test_forgets_add_up_over_every_inode_of_a_record),
