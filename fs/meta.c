@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "fs.h"
+#include "listing.h"
 #include "meta.h"
 
 #define NBUCKETS 4096
@@ -697,4 +698,94 @@ meta_stats(struct meta *m, struct meta_stats *out)
 		n++;
 	out->entries = n;
 	pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- scripts, versions and listings: the calls tree.c makes ---- */
+
+int
+meta_script(struct meta *m, const char *name, struct model_script *out)
+{
+	struct http_error he;
+	int rc = api_get_script(m->api, name, out, &he);
+
+	if (rc != 0 && rc != -ENOENT) /* a miss is an answer, not a failure */
+		errlog_add(m->log, &he);
+	return rc;
+}
+
+int
+meta_versions(struct meta *m, const char *name, struct model_version_list *out)
+{
+	struct http_error he;
+	int rc = api_list_versions(m->api, name, out, &he);
+
+	if (rc != 0)
+		errlog_add(m->log, &he);
+	return rc;
+}
+
+/* The newest thread of a script, or -ENOENT when it has none. */
+int
+meta_latest(struct meta *m, const char *script, char **id)
+{
+	struct api_list q = {.page_size = 1, .script_name = script};
+	struct model_thread_list l;
+	struct http_error he;
+	int rc;
+
+	if ((rc = api_list_threads(m->api, &q, &l, &he)) != 0) {
+		errlog_add(m->log, &he);
+		return rc;
+	}
+	if (l.n_threads == 0 || l.threads[0].thread_id[0] == '\0')
+		rc = -ENOENT;
+	else if ((*id = strdup(l.threads[0].thread_id)) == NULL)
+		rc = -ENOMEM;
+	else
+		meta_seed(m, &l.threads[0]);
+	model_thread_list_clear(&l);
+	return rc;
+}
+
+/* Whether script has version n. */
+int
+meta_has_version(struct meta *m, const char *script, int64_t n)
+{
+	struct model_version_list l;
+	struct http_error he;
+	int rc;
+
+	if ((rc = api_list_versions(m->api, script, &l, &he)) != 0) {
+		errlog_add(m->log, &he);
+		return rc;
+	}
+	rc = -ENOENT;
+	for (size_t i = 0; i < l.n_versions; i++)
+		if (l.versions[i].version == n)
+			rc = 0;
+	model_version_list_clear(&l);
+	return rc;
+}
+
+int
+meta_list_threads(struct meta *m, struct listing *l, const struct api_list *q,
+                  struct model_thread_list *out)
+{
+	struct http_error he;
+	int rc = listing_threads(l, m->api, q, out, &he);
+
+	if (rc != 0)
+		errlog_add(m->log, &he);
+	return rc;
+}
+
+int
+meta_list_scripts(struct meta *m, struct listing *l, int page_size, struct model_script_list *out)
+{
+	struct http_error he;
+	int rc = listing_scripts(l, m->api, page_size, out, &he);
+
+	if (rc != 0)
+		errlog_add(m->log, &he);
+	return rc;
 }

@@ -66,4 +66,22 @@ struct meta_stats {
 };
 void meta_stats(struct meta *m, struct meta_stats *out);
 
+/*
+ * Scripts, versions, the newest thread of a script and the pages of a
+ * listing: the calls tree.c needs beside the cached metadata, made here so
+ * that tree.c makes none (not cached yet). Each failure but a miss goes to
+ * the error log; 0 or -errno.
+ */
+int meta_script(struct meta *m, const char *name, struct model_script *out);
+int meta_versions(struct meta *m, const char *name, struct model_version_list *out);
+/* The newest thread of script (*id, free() it), or -ENOENT when it has none. */
+int meta_latest(struct meta *m, const char *script, char **id);
+/* 0 when script has version n, else -ENOENT (or another -errno). */
+int meta_has_version(struct meta *m, const char *script, int64_t n);
+struct listing;
+int meta_list_threads(struct meta *m, struct listing *l, const struct api_list *q,
+                      struct model_thread_list *out);
+int meta_list_scripts(struct meta *m, struct listing *l, int page_size,
+                      struct model_script_list *out);
+
 #endif

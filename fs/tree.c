@@ -524,49 +524,6 @@ status_of_dir(uint64_t ino)
 	return (enum model_thread_status)(MODEL_THREAD_PENDING + ino_by_status_index(ino));
 }
 
-/* The newest thread of a script, or -ENOENT when it has none. */
-static int
-latest_of(struct mount *m, const char *script, char **id)
-{
-	struct api_list q = {.page_size = 1, .script_name = script};
-	struct model_thread_list l;
-	struct http_error he;
-	int rc;
-
-	if ((rc = api_list_threads(m->api, &q, &l, &he)) != 0) {
-		errlog_add(m->errors, &he);
-		return rc;
-	}
-	if (l.n_threads == 0 || l.threads[0].thread_id[0] == '\0')
-		rc = -ENOENT;
-	else if ((*id = strdup(l.threads[0].thread_id)) == NULL)
-		rc = -ENOMEM;
-	else
-		meta_seed(m->meta, &l.threads[0]);
-	model_thread_list_clear(&l);
-	return rc;
-}
-
-/* Whether script has version n. */
-static int
-has_version(struct mount *m, const char *script, int64_t n)
-{
-	struct model_version_list l;
-	struct http_error he;
-	int rc;
-
-	if ((rc = api_list_versions(m->api, script, &l, &he)) != 0) {
-		errlog_add(m->errors, &he);
-		return rc;
-	}
-	rc = -ENOENT;
-	for (size_t i = 0; i < l.n_versions; i++)
-		if (l.versions[i].version == n)
-			rc = 0;
-	model_version_list_clear(&l);
-	return rc;
-}
-
 /* A version directory's name: a decimal number without sign or leading 0. */
 static int64_t
 version_name(const char *name)
@@ -600,7 +557,7 @@ lookup_script_child(struct mount *m, struct rec *r, uint32_t local, const char *
 	switch (local) {
 	case INO_SCRIPT_DIR:
 		if (strcmp(name, "latest") == 0) {
-			if ((rc = latest_of(m, r->name, &id)) != 0)
+			if ((rc = meta_latest(m->meta, r->name, &id)) != 0)
 				return rc == -ENOENT ? negative(e) : rc;
 			rc = thread_named(m, id, &t);
 			free(id);
@@ -636,7 +593,7 @@ lookup_script_child(struct mount *m, struct rec *r, uint32_t local, const char *
 
 		if (v < 0)
 			return negative(e);
-		if ((rc = has_version(m, r->name, v)) != 0)
+		if ((rc = meta_has_version(m->meta, r->name, v)) != 0)
 			return rc == -ENOENT ? negative(e) : rc;
 		return rec_entry(m, r, ino_version_dir(v), e);
 	}
@@ -693,13 +650,9 @@ tree_lookup(struct mount *m, uint64_t parent, const char *name, struct tree_entr
 		return rc;
 	case INO_SCRIPTS: {
 		struct model_script s;
-		struct http_error he;
 
-		if ((rc = api_get_script(m->api, name, &s, &he)) != 0) {
-			if (rc != -ENOENT)
-				errlog_add(m->errors, &he);
+		if ((rc = meta_script(m->meta, name, &s)) != 0)
 			return rc == -ENOENT ? negative(e) : rc;
-		}
 		model_script_clear(&s);
 		if ((r = recs_get(m->recs, REC_SCRIPT, name)) == NULL)
 			return -ENOMEM;
@@ -987,7 +940,7 @@ fill_script_dir(struct mount *m, struct tree_dir *d, struct rec *r, uint32_t loc
 			rc = dir_add_rec_attr(m, d, "threads", r, INO_SCRIPT_THREADS);
 		if (rc == 0)
 			rc = dir_add_rec_attr(m, d, "versions", r, INO_SCRIPT_VERSIONS);
-		if (rc == 0 && (rc = latest_of(m, r->name, &id)) == 0) {
+		if (rc == 0 && (rc = meta_latest(m->meta, r->name, &id)) == 0) {
 			struct rec *t = recs_get(m->recs, REC_THREAD, id);
 			struct stat st;
 
@@ -1006,12 +959,9 @@ fill_script_dir(struct mount *m, struct tree_dir *d, struct rec *r, uint32_t loc
 	}
 	if (local == INO_SCRIPT_VERSIONS) {
 		struct model_version_list l;
-		struct http_error he;
 
-		if ((rc = api_list_versions(m->api, r->name, &l, &he)) != 0) {
-			errlog_add(m->errors, &he);
+		if ((rc = meta_versions(m->meta, r->name, &l)) != 0)
 			return rc;
-		}
 		for (size_t i = 0; rc == 0 && i < l.n_versions; i++) {
 			char name[32];
 			int64_t v = l.versions[i].version;
@@ -1161,13 +1111,10 @@ static int
 dir_more_scripts(struct mount *m, struct tree_dir *d)
 {
 	struct model_script_list l;
-	struct http_error he;
 	int rc;
 
-	if ((rc = listing_scripts(d->listing, m->api, 1000, &l, &he)) != 0) {
-		errlog_add(m->errors, &he);
+	if ((rc = meta_list_scripts(m->meta, d->listing, 1000, &l)) != 0)
 		return rc;
-	}
 	for (size_t i = 0; rc == 0 && i < l.n_scripts; i++) {
 		const char *name = l.scripts[i].name;
 		struct rec *r;
@@ -1222,7 +1169,6 @@ dir_more(struct mount *m, struct tree_dir *d)
 	unsigned limit = m->opt.list_limit;
 	struct api_list q = {.page_size = 1000};
 	struct model_thread_list l;
-	struct http_error he;
 	int rc;
 
 	if ((rc = dir_listing(m, d)) != 0)
@@ -1235,10 +1181,8 @@ dir_more(struct mount *m, struct tree_dir *d)
 		q.script_name = d->script;
 	if (limit - d->listed < 1000)
 		q.page_size = (int)(limit - d->listed);
-	if ((rc = listing_threads(d->listing, m->api, &q, &l, &he)) != 0) {
-		errlog_add(m->errors, &he);
+	if ((rc = meta_list_threads(m->meta, d->listing, &q, &l)) != 0)
 		return rc;
-	}
 	for (size_t i = 0; rc == 0 && i < l.n_threads && d->listed < limit; i++)
 		if (usable_name(l.threads[i].thread_id))
 			rc = dir_add_thread(m, d, &l.threads[i]);
@@ -1310,15 +1254,12 @@ static int
 open_script_json(struct mount *m, const char *name, struct tree_file *f)
 {
 	struct model_script s;
-	struct http_error he;
 	char *text;
 	json_t *v;
 	int rc;
 
-	if ((rc = api_get_script(m->api, name, &s, &he)) != 0) {
-		errlog_add(m->errors, &he);
+	if ((rc = meta_script(m->meta, name, &s)) != 0)
 		return rc;
-	}
 	v = model_script_json(&s);
 	model_script_clear(&s);
 	text = v != NULL ? json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;

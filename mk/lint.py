@@ -33,7 +33,7 @@ MAX_FUNCTION_LINES = 120
 # it is split (issue 14)
 DEBT = {
     "fs/payload.c": 1851,
-    "fs/tree.c": 1600,
+    "fs/tree.c": 1541,
 }
 # the sizes are checked where the rule is (fs/ and client/)
 SIZED = ("client/", "fs/")
