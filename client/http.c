@@ -539,7 +539,8 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	if (x->status == 0) {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 		x->streaming = x->rq->on_data != NULL && x->status / 100 == 2;
-		dynbuf_init(&x->body, x->status / 100 == 2 ? x->cap_ok : ERROR_BODY_MAX);
+		if (x->body.buf == NULL) /* the first body bytes: their cap */
+			dynbuf_init(&x->body, x->status / 100 == 2 ? x->cap_ok : ERROR_BODY_MAX);
 	}
 	x->last_io = clk_mono_ms();
 	x->bytes += n;
